@@ -1,0 +1,129 @@
+"""Retrieval benchmark: index build time, p50/p95 latency and queries per second for 1,000 queries, one by
+one and batched, on the pipeline's chunks. Ratios are against one-by-one embedded search measured in the
+same run. When the QA split exists, it also reports how often the gold chunk is ranked first / in the top 5.
+
+    python benchmarks/retrieval.py [--queries 1000] [--k 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from rezero.runtime import configure_environment, setup_logging
+
+
+def load_chunks(path: Path) -> list[dict]:
+    from rezero.io import read_jsonl
+
+    if path.is_file():
+        return read_jsonl(path)
+    from rezero.chunking import chunk_document
+    from rezero.config import IngestParams
+    from rezero.documents import ingest_document
+
+    document = ingest_document(IngestParams())
+    return chunk_document(document.text, document.format, 1000, 0)
+
+
+def make_queries(chunks: list[dict], qa_path: Path, count: int, seed: int) -> list[str]:
+    """Real questions when the QA split exists, topped up with 3-8 word windows taken from the chunks."""
+    from rezero.io import read_jsonl
+
+    rng = random.Random(seed)
+    queries = [r["question"] for r in read_jsonl(qa_path)] if qa_path.is_file() else []
+    while len(queries) < count:
+        words = rng.choice(chunks)["text"].split()
+        start = rng.randrange(max(1, len(words) - 8))
+        queries.append(" ".join(words[start : start + rng.randint(3, 8)]))
+    return queries[:count]
+
+
+def time_single(retriever, queries: list[str], k: int) -> tuple[list[float], float]:
+    latencies = []
+    started = time.perf_counter()
+    for query in queries:
+        t0 = time.perf_counter()
+        retriever.search(query, k)
+        latencies.append(time.perf_counter() - t0)
+    return latencies, time.perf_counter() - started
+
+
+def time_batched(retriever, queries: list[str], k: int, batch: int) -> tuple[list[float], float]:
+    latencies = []
+    started = time.perf_counter()
+    for i in range(0, len(queries), batch):
+        t0 = time.perf_counter()
+        retriever.search_many(queries[i : i + batch], k)
+        latencies.append(time.perf_counter() - t0)
+    return latencies, time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def gold_chunk_rates(retriever, qa_path: Path, k: int) -> tuple[float, float] | None:
+    from rezero.io import read_jsonl
+
+    if not qa_path.is_file():
+        return None
+    records = [r for r in read_jsonl(qa_path) if r.get("chunk_id")]
+    ranks = [[h.chunk_id for h in retriever.search(r["question"], k)] for r in records]
+    top1 = sum(bool(ids) and ids[0] == r["chunk_id"] for ids, r in zip(ranks, records, strict=True))
+    topk = sum(r["chunk_id"] in ids for ids, r in zip(ranks, records, strict=True))
+    return top1 / len(records), topk / len(records)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chunks", type=Path, default=Path("data/chunks.jsonl"))
+    parser.add_argument("--qa", type=Path, default=Path("data/qa/train.jsonl"))
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=5, help="hits per query (paper: 5)")
+    parser.add_argument("--batch", type=int, default=50, help="queries per batched call")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from rezero.config import IndexParams
+    from rezero.retrieval import build_index, chunk_documents, open_retriever
+
+    chunks = load_chunks(args.chunks)
+    queries = make_queries(chunks, args.qa, args.queries, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        build_index(IndexParams(), chunk_documents(chunks), Path(tmp) / "index")
+        build_s = time.perf_counter() - t0
+        retriever = open_retriever(Path(tmp) / "index")
+        retriever.search_many(queries[:20], args.k)  # warm up
+        single, single_total = time_single(retriever, queries, args.k)
+        batched, batched_total = time_batched(retriever, queries, args.k, args.batch)
+        rates = gold_chunk_rates(retriever, args.qa, args.k)
+
+    base_qps = len(queries) / single_total
+    print(f"embedded (tantivy BM25): {len(chunks)} chunks, {len(queries)} queries, k={args.k}")
+    print(f"  index build            {build_s * 1000:8.1f} ms")
+    print(
+        f"  single  p50 / p95      {percentile(single, 50) * 1e3:8.3f} / "
+        f"{percentile(single, 95) * 1e3:.3f} ms"
+        f"   {base_qps:9.0f} q/s   1.00x (baseline)"
+    )
+    print(
+        f"  batch {args.batch:<3d} p50 / p95   {percentile(batched, 50) * 1e3:8.3f} / "
+        f"{percentile(batched, 95) * 1e3:.3f} ms/batch {len(queries) / batched_total:9.0f} q/s   "
+        f"{(len(queries) / batched_total) / base_qps:.2f}x"
+    )
+    if rates:
+        print(f"  gold chunk at rank 1: {rates[0]:.1%}   in top {args.k}: {rates[1]:.1%}  ({args.qa})")
+
+
+if __name__ == "__main__":
+    configure_environment()
+    setup_logging("WARNING")
+    main()

@@ -1,0 +1,1 @@
+"""ReZero: teach a small LLM to search persistently, as a versioned pipeline."""

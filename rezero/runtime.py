@@ -1,0 +1,67 @@
+"""Process setup for entry points: offline and no-telemetry settings, logging, seeds, the exit path.
+
+Library modules never call these; stages, flows, the CLI, benchmarks and tests do, first thing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from collections.abc import Callable
+
+from rezero.errors import PipelineError
+
+# Nothing may reach a model hub or a telemetry host at run time (DEVELOPERS.md, stack.md).
+OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "TRL_EXPERIMENTAL_SILENCE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+}
+
+
+def configure_environment() -> None:
+    """Set the offline and no-telemetry variables unless the user already chose a value."""
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
+
+def setup_logging(level: str | None = None) -> None:
+    logging.basicConfig(
+        level=(level or os.environ.get("REZERO_LOG_LEVEL", "INFO")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """The one place seeds are applied (Python, NumPy, and torch when it is loaded)."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def run_stage(name: str, main: Callable[[], None]) -> None:
+    """Run a stage's main; a PipelineError becomes one clear line on stderr and exit status 1."""
+    configure_environment()
+    setup_logging()
+    try:
+        main()
+    except PipelineError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,36 @@
+"""Stage `index`: index the chunks (and optional paraphrased distractors, marked non-original) with the
+configured backend: the embedded tantivy BM25 index by default, written to the index folder.
+
+Params: index.*.
+"""
+
+import argparse
+from pathlib import Path
+
+from rezero.config import load_section
+from rezero.io import read_jsonl, write_json
+from rezero.retrieval import build_index, chunk_documents, load_distractors
+from rezero.runtime import run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("chunks", type=Path, help="chunks JSONL from `chunk`")
+    parser.add_argument("index_out", type=Path, help="index folder (replaced atomically)")
+    parser.add_argument("metrics_out", type=Path, help="index counts JSON (written)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+
+    params = load_section("index", args.params)
+    chunks = read_jsonl(args.chunks)
+    documents = chunk_documents(chunks)
+    if params.distractors:
+        documents += load_distractors(params.distractors, chunks, params.distractors_sha256)
+    manifest = build_index(params, documents, args.index_out)
+    write_json(args.metrics_out, manifest)
+
+
+if __name__ == "__main__":
+    run_stage("index", main)
