@@ -107,11 +107,35 @@ class SynthesizeParams:
             raise ValueError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
 
 
+@dataclass
+class AgentParams:
+    max_turns: int = knob(3, "Model turns per episode (paper: 20).")
+    top_k: int = knob(3, "Search results shown per query (paper: 5).")
+    max_turn_tokens: int = knob(96, "New tokens per model turn (paper: 2048).")
+    max_trajectory_tokens: int = knob(
+        640, "Completion tokens per episode, model and injected together (paper: 4096)."
+    )
+    result_chars: int | None = knob(
+        None, "Show only the first N characters of each result (null: the whole chunk, as in the paper)."
+    )
+    noise_share: float = knob(
+        0.0, "Share of result slots filled with distractors when the index has them (0: plain ranking)."
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("max_turns", "top_k", "max_turn_tokens", "max_trajectory_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.noise_share <= 1:
+            raise ValueError(f"noise_share must be between 0 and 1, got {self.noise_share}")
+
+
 SECTIONS: dict[str, type] = {
     "ingest": IngestParams,
     "chunk": ChunkParams,
     "index": IndexParams,
     "synthesize": SynthesizeParams,
+    "agent": AgentParams,
 }
 
 
@@ -136,7 +160,29 @@ def load_section(name: str, path: str | Path = DEFAULT_PARAMS) -> Any:
     if name not in SECTIONS:
         raise KeyError(f"unknown section {name!r}; known: {', '.join(SECTIONS)}")
     data = read_params_file(path)
-    return build(SECTIONS[name], data.get(name) or {}, where=f"{path}: {name}")
+    return build(SECTIONS[name], profile_section(data, name, path), where=f"{path}: {name}")
+
+
+def profile_section(data: dict[str, Any], name: str, path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    """Section `name` with the active profile's overrides (`profiles.<profile>.<name>`) merged over it."""
+    profile = data.get("profile", "cpu")
+    profiles = data.get("profiles") or {}
+    if profile not in profiles and profile != "cpu":
+        raise PipelineError(
+            f"{path}: profile {profile!r} is not defined under `profiles` ({', '.join(profiles)})."
+        )
+    return deep_merge(data.get(name) or {}, (profiles.get(profile) or {}).get(name) or {})
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (
+            deep_merge(merged[key], value)
+            if isinstance(merged.get(key), dict) and isinstance(value, dict)
+            else value
+        )
+    return merged
 
 
 def build(cls: type[T], mapping: Any, where: str) -> T:

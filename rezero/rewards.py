@@ -1,0 +1,605 @@
+"""The six ReZero rewards (rezero.md, "Rewards") as TRL reward functions, and the judges behind correctness.
+
+Each reward has TRL's signature `reward(completions, **kwargs) -> list[float]`: one score per completion, in
+order. `completions` is TRL's decode of the whole trajectory, injected text and role names included
+(trl-multiturn.md), so the rewards read the fields the rollout passes per row instead:
+
+- `turns`: the model's own messages, in order (text only);
+- `queries`: the queries the environment ran (the last `<search>` of each turn that had one);
+- `retrieved`: for each query, the hits shown, as dicts `{"chunk_id", "text", "original"}`;
+
+and the dataset columns `question`, `answer` (gold) and `chunk_text` (the gold chunk). A missing field reads
+as empty; without `turns`, conversational completions fall back to their assistant messages. No reward raises
+on what the model wrote: unbalanced tags, empty turns and None are scored (usually 0). Every reward's
+`__name__` is its registry name, which TRL uses as the metric key (`rewards/retry/mean`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Mapping
+from difflib import SequenceMatcher
+from typing import Any, Protocol
+
+from rezero.errors import PipelineError
+from rezero.protocol import (
+    ANSWER_RE,
+    SEARCH_RE,
+    THINK_RE,
+    as_text,
+    count_searches,
+    extract_answer,
+    has_answer,
+    has_information_tag,
+    has_markdown_tag,
+    has_search,
+    has_think,
+    last_search,
+)
+
+REWARD_NAMES = ("correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity")
+
+# search_strategy's fixed shape (paper code, reward_search_strategy): parts sum to at most 1.
+STRATEGY_OPENING, STRATEGY_REFINEMENT, STRATEGY_REFINEMENT_MAX, STRATEGY_SYNTHESIS = 0.2, 0.2, 0.4, 0.4
+# A think "analyses results" when it uses one of these words (the paper code's list, case-insensitive).
+ANALYSIS_RE = re.compile(r"\b(?:based|according|from|results?|found|shows?|provided|information)\b", re.I)
+# search_diversity's fixed shape (paper code, reward_search_diversity).
+DIVERSITY_SINGLE, DIVERSITY_PER_DISTINCT, DIVERSITY_DISTINCT_MAX, DIVERSITY_SPREAD = 0.2, 0.2, 0.4, 0.4
+NEAR_DUPLICATE_RATIO, NEAR_DUPLICATE_PENALTY, EXACT_DUPLICATE_PENALTY = 0.8, 0.1, 0.2
+
+
+# -------------------- row access
+def _column(kwargs: Mapping[str, Any], name: str, n: int) -> list[Any]:
+    """Field `name`, one value per completion (all None when absent). A length mismatch is a rollout bug."""
+    values = kwargs.get(name)
+    if values is None:
+        return [None] * n
+    if len(values) != n:
+        raise ValueError(f"reward field {name!r} has {len(values)} rows for {n} completions")
+    return list(values)
+
+
+def _as_turns(value: Any) -> list[str]:
+    return [as_text(turn) for turn in value] if isinstance(value, list | tuple) else []
+
+
+def _turns_per_row(completions: list[Any], kwargs: Mapping[str, Any]) -> list[list[str]]:
+    """Each row's model turns: the `turns` field, else a conversational completion's assistant messages."""
+    if kwargs.get("turns") is not None:
+        return [_as_turns(turns) for turns in _column(kwargs, "turns", len(completions))]
+    return [_as_turns(_assistant_texts(completion)) for completion in completions]
+
+
+def _assistant_texts(completion: Any) -> list[Any]:
+    if isinstance(completion, str):
+        return [completion]
+    if isinstance(completion, list | tuple):
+        return [m.get("content") for m in completion if isinstance(m, dict) and m.get("role") == "assistant"]
+    return []
+
+
+def _plain(value: Any) -> str:
+    """Dataset text (a gold answer, a chunk) as a stripped string; None reads as ""."""
+    return "" if value is None else str(value).strip()
+
+
+# -------------------- judges
+class Judge(Protocol):
+    """Says whether a predicted answer matches the gold one. Implementations must pickle."""
+
+    def __call__(self, question: str, prediction: str, gold: str) -> bool: ...
+
+
+def normalize_answer(text: str, punctuation_to: str = "") -> str:
+    """SQuAD-style normalisation: lower case, punctuation removed, articles dropped, whitespace collapsed.
+
+    Punctuation is every Unicode punctuation character plus ASCII symbols, replaced by `punctuation_to`:
+    "" as in SQuAD's script ("5,000" reads "5000"), or " " ("Apollo-13" reads "apollo 13").
+
+    >>> normalize_answer("The  Odyssey's crew, (3)!"), normalize_answer("S-IVB stage", " ")
+    ('odysseys crew 3', 's ivb stage')
+    """
+    text = "".join(
+        punctuation_to if unicodedata.category(c).startswith("P") or c in "$+<=>^`|~" else c
+        for c in text.lower()
+    )
+    return " ".join(token for token in text.split() if token not in ("a", "an", "the"))
+
+
+def token_f1(prediction: list[str], gold: list[str]) -> float:
+    """Token-overlap F1 of two token lists (SQuAD's answer F1); 0 when either is empty."""
+    common = sum((Counter(prediction) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(prediction), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+class NormalizedMatchJudge:
+    """The deterministic offline judge: normalised containment, or token F1 at least `f1_threshold`.
+
+    Correct when the normalised gold's tokens occur as a contiguous run in the normalised prediction (so
+    "Fra Mauro" matches "the Fra Mauro highlands", "tank" does not match "tanks"), or when token F1 >=
+    `f1_threshold`. Both texts go through `normalize_answer` twice, punctuation removed and read as
+    a space; a match either way counts. A gold answer that normalises to nothing (e.g. "The") never matches.
+    Like the paper's LLM judge ("contains the correct information"), it credits a longer answer that contains
+    the gold one, so an answer listing many candidates can pass: the LLM judge is the stricter choice.
+
+    >>> judge = NormalizedMatchJudge(f1_threshold=0.8)
+    >>> judge("", "the Fra Mauro highlands.", "Fra Mauro"), judge("", "Mauro", "Fra Mauro")
+    (True, False)
+    """
+
+    def __init__(self, f1_threshold: float = 0.8):
+        if not (isinstance(f1_threshold, int | float) and 0 < f1_threshold <= 1):
+            raise ValueError(f"f1_threshold must be in (0, 1], got {f1_threshold!r}")
+        self.f1_threshold = float(f1_threshold)
+
+    def __repr__(self) -> str:
+        return f"NormalizedMatchJudge(f1_threshold={self.f1_threshold})"
+
+    def __call__(self, question: str, prediction: str, gold: str) -> bool:
+        # Punctuation both removed and read as a space, so "5,000"/"5000" and "Apollo-13"/"Apollo 13" match.
+        return any(self._matches(prediction, gold, punctuation_to) for punctuation_to in ("", " "))
+
+    def _matches(self, prediction: str, gold: str, punctuation_to: str) -> bool:
+        predicted = normalize_answer(prediction, punctuation_to).split()
+        expected = normalize_answer(gold, punctuation_to).split()
+        if not predicted or not expected:
+            return False
+        width = len(expected)
+        contained = any(predicted[i : i + width] == expected for i in range(len(predicted) - width + 1))
+        return contained or token_f1(predicted, expected) >= self.f1_threshold
+
+
+# A Yes/No grading prompt in the spirit of the paper's (its code: check_student_answers).
+JUDGE_PROMPT = (
+    "You are grading a student's answer to a question. Compare the student's answer with the correct answer. "
+    "Reply 'Yes' if the student's answer contains the correct information, even if it is worded differently; "
+    "reply 'No' if it does not or is wrong.\n\n"
+    "Question: {question}\nCorrect answer: {gold}\nStudent answer: {prediction}\n\n"
+    "Reply with just 'Yes' or 'No'."
+)
+
+
+class LLMJudge:
+    """An LLM judge over an OpenAI-compatible endpoint, asked the paper's Yes/No question.
+
+    Settings default to the environment: `REZERO_JUDGE_BASE_URL` (e.g. http://127.0.0.1:8000/v1),
+    `REZERO_JUDGE_API_KEY` (default "EMPTY", for local servers) and `REZERO_JUDGE_MODEL`. Greedy decoding;
+    the reply counts as Yes when its first word is "yes" (the paper's code accepted "yes" anywhere in it).
+    An unreachable endpoint or an HTTP error raises `PipelineError` naming the URL: that is a broken setup,
+    not a wrong answer. The client is created on first use and not pickled.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 30.0,
+        max_retries: int = 2,
+        max_tokens: int = 16,
+    ):
+        self.base_url = base_url or os.environ.get("REZERO_JUDGE_BASE_URL", "")
+        self.model = model or os.environ.get("REZERO_JUDGE_MODEL", "")
+        self.api_key = api_key or os.environ.get("REZERO_JUDGE_API_KEY") or "EMPTY"
+        self.timeout_s, self.max_retries, self.max_tokens = timeout_s, max_retries, max_tokens
+        if not self.base_url or not self.model:
+            raise PipelineError(
+                "LLM judge needs an endpoint and a model: set REZERO_JUDGE_BASE_URL and REZERO_JUDGE_MODEL "
+                "(or use the offline NormalizedMatchJudge)."
+            )
+        self._client: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_client": None}
+
+    def __repr__(self) -> str:
+        return f"LLMJudge(base_url={self.base_url!r}, model={self.model!r})"
+
+    def __call__(self, question: str, prediction: str, gold: str) -> bool:
+        import openai  # only this judge needs it
+
+        if self._client is None:
+            self._client = openai.OpenAI(
+                base_url=self.base_url,
+                api_key=self.api_key,
+                timeout=self.timeout_s,
+                max_retries=self.max_retries,
+            )
+        prompt = JUDGE_PROMPT.format(question=question, gold=gold, prediction=prediction)
+        try:
+            reply = self._client.chat.completions.create(
+                model=self.model,
+                messages=[{"role": "user", "content": prompt}],
+                temperature=0.0,
+                max_tokens=self.max_tokens,
+            )
+        except openai.APIConnectionError as err:
+            raise PipelineError(
+                f"LLM judge at {self.base_url} is unreachable ({err}). Start the server or fix "
+                "REZERO_JUDGE_BASE_URL."
+            ) from err
+        except openai.APIStatusError as err:
+            raise PipelineError(
+                f"LLM judge at {self.base_url} answered HTTP {err.status_code} for model {self.model!r}. "
+                "Check REZERO_JUDGE_MODEL and REZERO_JUDGE_API_KEY."
+            ) from err
+        words = re.findall(r"[a-z]+", (reply.choices[0].message.content or "").lower())
+        return bool(words) and words[0] == "yes"
+
+
+# -------------------- correctness
+def make_correctness_reward(judge: Judge | None = None) -> Callable[..., list[float]]:
+    """The correctness reward (weight 4 in the paper), judged by `judge`.
+
+    Rule (binary): 1.0 when the last turn holds an `<answer>` pair and no `<search>` pair nor information tag,
+    and `judge(question, answer, gold)` says the content of its last `<answer>` matches the gold `answer`.
+    The paper's judge was an LLM asked Yes/No (the frozen base model) and it was shown the whole final
+    message; here it sees the extracted answer, and the default judge is the deterministic
+    `NormalizedMatchJudge()`. An empty answer or gold scores 0 without asking the judge.
+
+    Args:
+        judge: any `(question, prediction, gold) -> bool`; default `NormalizedMatchJudge()`. It must pickle.
+
+    Returns:
+        A picklable reward whose `__name__` is `"correctness"`.
+
+    >>> reward = make_correctness_reward()
+    >>> turns = [["<think>t</think><search>q</search>", "<think>ok</think><answer>The Moon.</answer>"],
+    ...          ["<think>t</think><answer>moon</answer><search>q</search>"]]
+    >>> reward([None, None], turns=turns, answer=["moon", "moon"], question=["Where?", "Where?"])
+    [1.0, 0.0]
+    """
+    judge = NormalizedMatchJudge() if judge is None else judge
+    if not callable(judge):
+        raise ValueError(f"judge must be callable as judge(question, prediction, gold), got {judge!r}")
+    return _Correctness(judge)
+
+
+class _Correctness:
+    # A class, not a closure, so it pickles (TRL may send reward funcs to another process).
+    __name__ = "correctness"
+
+    def __init__(self, judge: Judge):
+        self.judge = judge
+
+    def __call__(self, completions: list[Any], **kwargs: Any) -> list[float]:
+        n = len(completions)
+        rows = zip(
+            _turns_per_row(completions, kwargs),
+            _column(kwargs, "question", n),
+            _column(kwargs, "answer", n),
+            strict=True,
+        )
+        return [self.score(turns, question, gold) for turns, question, gold in rows]
+
+    def score(self, turns: list[str], question: Any, gold: Any) -> float:
+        final = turns[-1] if turns else ""
+        prediction, gold = extract_answer(final), _plain(gold)
+        if not prediction or not gold or has_search(final) or has_information_tag(final):
+            return 0.0
+        return 1.0 if self.judge(_plain(question), prediction, gold) else 0.0
+
+
+# -------------------- format
+def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """The format reward (weight 2): is the last model turn well formed?
+
+    Rule (binary, on the last turn; paper code `reward_format`): 1.0 only if all hold:
+    no Markdown-decorated tag (`**<think>**`); no information tag written by the model (any case, `<info>`
+    too; the code looks for complete pairs, here any such tag fails); exactly one `<answer>` pair or at
+    least one `<search>` pair, not both (the code lets two answers plus a search pass; here any answer with a
+    search fails); at least one `<think>` pair, the last `</think>` before the first action tag; and the text,
+    stripped, ends with its action's closing tag (`</answer>` or `</search>`; the code accepts either).
+
+    Args:
+        completions: one entry per rollout (only used when `turns` is absent).
+        **kwargs: `turns`; anything else is ignored.
+
+    Returns:
+        `list[float]`: 1.0 or 0.0 per completion.
+
+    >>> format_reward([None] * 3, turns=[["<think>x</think><answer>y</answer>"],
+    ...     ["<answer>y</answer>"], ["<think>x</think><search>q</search><answer>y</answer>"]])
+    [1.0, 0.0, 0.0]
+    """
+    return [_format_score(turns[-1]) if turns else 0.0 for turns in _turns_per_row(completions, kwargs)]
+
+
+def _format_score(text: str) -> float:
+    if has_markdown_tag(text) or has_information_tag(text) or not has_think(text):
+        return 0.0
+    searches, answers = count_searches(text), len(ANSWER_RE.findall(text))
+    if (searches and answers) or not (searches or answers == 1):
+        return 0.0
+    open_tag, close_tag = ("<search>", "</search>") if searches else ("<answer>", "</answer>")
+    if text.rfind("</think>") > text.find(open_tag):
+        return 0.0
+    return 1.0 if text.strip().endswith(close_tag) else 0.0
+
+
+format_reward.__name__ = "format"  # metric key rewards/format/...
+
+
+# -------------------- retry
+def make_retry_reward(
+    base: float = 0.2, step: float = 0.15, cap: int = 5, violation_factor: float = 0.5
+) -> Callable[..., list[float]]:
+    """The retry reward (weight 1), ReZero's contribution: reward searching again.
+
+    Rule (paper code `reward_retry`): 0 unless the last turn holds an `<answer>` pair. With n the number of
+    `<search>` pairs across all turns: n = 0 gives 0, else `min(1, base + step * min(n, cap))`, i.e.
+    0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches with the defaults; multiplied by `violation_factor`
+    (halved) when any single turn holds more than one `<search>`. Rounded to 6 decimals (float noise; the
+    code rounds to 3). The paper's text rewards each query *after the first*; its code, followed here, also
+    rewards the first.
+
+    Args:
+        base: reward for having searched at all (paper: 0.2).
+        step: added per search, up to `cap` searches (paper: 0.15).
+        cap: searches beyond this earn nothing more (paper: 5).
+        violation_factor: multiplier when a turn holds several searches (paper: 0.5).
+
+    Returns:
+        A picklable reward whose `__name__` is `"retry"`.
+
+    >>> retry = make_retry_reward()
+    >>> search, answer = "<think>t</think><search>q</search>", "<think>t</think><answer>a</answer>"
+    >>> turns = [[search, answer], [search] * 3 + [answer], [search] * 6 + [answer], [search]]
+    >>> retry([None] * 4, turns=turns)
+    [0.35, 0.65, 0.95, 0.0]
+    """
+    for name, value in (("base", base), ("step", step), ("violation_factor", violation_factor)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"retry {name} must be a finite number >= 0, got {value!r}")
+    if violation_factor > 1:
+        raise ValueError(
+            f"retry violation_factor must be at most 1 (it is a penalty), got {violation_factor}"
+        )
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise ValueError(f"retry cap must be a whole number of searches >= 1, got {cap!r}")
+    return _Retry(float(base), float(step), cap, float(violation_factor))
+
+
+class _Retry:
+    # A class, not a closure, so it pickles (TRL may send reward funcs to another process).
+    __name__ = "retry"
+
+    def __init__(self, base: float, step: float, cap: int, violation_factor: float):
+        self.base, self.step, self.cap, self.violation_factor = base, step, cap, violation_factor
+
+    def __call__(self, completions: list[Any], **kwargs: Any) -> list[float]:
+        return [self.score(turns) for turns in _turns_per_row(completions, kwargs)]
+
+    def score(self, turns: list[str]) -> float:
+        if not turns or not has_answer(turns[-1]):
+            return 0.0
+        per_turn = [count_searches(turn) for turn in turns]
+        searches = sum(per_turn)
+        if searches == 0:
+            return 0.0
+        reward = min(1.0, self.base + self.step * min(searches, self.cap))
+        if any(count > 1 for count in per_turn):
+            reward *= self.violation_factor
+        return round(reward, 6)
+
+
+# -------------------- em_chunk
+def em_chunk_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """The em_chunk reward (weight 1): did a search bring up the gold chunk itself?
+
+    Rule (binary; paper code `reward_em_chunk`): 1.0 when the gold `chunk_text`, stripped of surrounding
+    whitespace, occurs verbatim (case and spacing exact) inside the text of a retrieved hit whose `original`
+    is True. Paraphrased distractors never count, even with identical text. An unknown gold chunk (None or
+    empty) scores 0. The code searched the whole `<information>` message for the chunk text.
+
+    Args:
+        completions: one entry per rollout (unused).
+        **kwargs: `retrieved` (per query, the hits shown) and `chunk_text`; anything else is ignored.
+
+    Returns:
+        `list[float]`: 1.0 or 0.0 per completion.
+
+    >>> hit = {"chunk_id": "c7", "text": "The tank failed.", "original": True}
+    >>> em_chunk_reward([None, None], retrieved=[[[hit]], [[dict(hit, original=False)]]],
+    ...                 chunk_text=["The tank failed.\\n", "The tank failed."])
+    [1.0, 0.0]
+    """
+    n = len(completions)
+    rows = zip(_column(kwargs, "retrieved", n), _column(kwargs, "chunk_text", n), strict=True)
+    return [_em_chunk_score(retrieved, gold) for retrieved, gold in rows]
+
+
+def _em_chunk_score(retrieved: Any, gold: Any) -> float:
+    gold = _plain(gold)
+    if not gold or not isinstance(retrieved, list | tuple):
+        return 0.0
+    hits = (hit for query_hits in retrieved if isinstance(query_hits, list | tuple) for hit in query_hits)
+    originals = (hit for hit in hits if isinstance(hit, Mapping) and hit.get("original") is True)
+    return 1.0 if any(gold in as_text(hit.get("text")) for hit in originals) else 0.0
+
+
+em_chunk_reward.__name__ = "em_chunk"  # metric key rewards/em_chunk/...
+
+
+# -------------------- search_strategy
+def search_strategy_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """The search_strategy reward (weight 1): think, search, read the results, then search again or answer.
+
+    Rule (in [0, 1]; paper code `reward_search_strategy`), summed over three parts:
+    - 0.2 if some turn has a non-empty `<think>` closing before a `<search>` (an opening search);
+    - 0.2 per refinement, at most 0.4: a turn that follows results (the previous turn searched) in which an
+      analysing think closes before a `<search>`. A think analyses when it uses one of the words "based",
+      "according", "from", "result(s)", "found", "show(s)", "provided", "information" (the code's list);
+    - 0.4 if some turn has an analysing think closing before an `<answer>` (a synthesis; needs no search).
+    The code counts, over turns after results, searches and analysing thinks separately and takes the smaller
+    count, and does not check order within a turn; here both must occur in the same turn, think first.
+
+    Args:
+        completions: one entry per rollout (only used when `turns` is absent).
+        **kwargs: `turns`; anything else is ignored.
+
+    Returns:
+        `list[float]`: 0.0 to 1.0 per completion.
+
+    >>> turns = ["<think>Search the tank.</think><search>oxygen tank</search>",
+    ...          "<think>The results show a fan.</think><search>tank fan</search>",
+    ...          "<think>Based on that: a fan.</think><answer>a fan</answer>"]
+    >>> search_strategy_reward([None, None], turns=[turns, turns[:1]])
+    [0.8, 0.2]
+    """
+    return [_strategy_score(turns) for turns in _turns_per_row(completions, kwargs)]
+
+
+def _strategy_score(turns: list[str]) -> float:
+    opening = any(_thinks_before(turn, SEARCH_RE, analysing=False) for turn in turns)
+    refinements = sum(
+        has_search(previous) and _thinks_before(turn, SEARCH_RE, analysing=True)
+        for previous, turn in itertools.pairwise(turns)
+    )
+    synthesis = any(_thinks_before(turn, ANSWER_RE, analysing=True) for turn in turns)
+    score = (
+        STRATEGY_OPENING * opening
+        + min(STRATEGY_REFINEMENT_MAX, STRATEGY_REFINEMENT * refinements)
+        + STRATEGY_SYNTHESIS * synthesis
+    )
+    return round(score, 6)
+
+
+def _thinks_before(text: str, action_re: re.Pattern[str], analysing: bool) -> bool:
+    """Whether a non-empty think (an analysing one if asked) closes before some `action_re` pair opens."""
+    actions = [match.start() for match in action_re.finditer(text)]
+    if not actions:
+        return False
+    return any(
+        think.end() <= actions[-1]
+        and think.group(1).strip()
+        and (not analysing or ANALYSIS_RE.search(think[1]))
+        for think in THINK_RE.finditer(text)
+    )
+
+
+search_strategy_reward.__name__ = "search_strategy"  # metric key rewards/search_strategy/...
+
+
+# -------------------- search_diversity
+def search_diversity_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """The search_diversity reward (weight 1): varied queries, not the same one again.
+
+    Rule (in [0, 1]; after paper code `reward_search_diversity`). Queries are the executed `queries` (else
+    the last `<search>` of each turn), normalised (lower case, non-word characters to spaces, whitespace
+    collapsed); empty ones are dropped. With n queries, d of them distinct, s the mean
+    `difflib.SequenceMatcher` ratio over all pairs and k the pairs with 0.8 < ratio < 1 (near-duplicates):
+    n = 0 gives 0; n = 1 gives 0.2; otherwise
+    `clip(min(0.4, 0.2 d) + 0.4 (1 - s) - 0.1 k - 0.2 (n - d), 0, 1)`.
+    The code also gave up to 0.2 for web-search operators (`site:`, quotes, `OR`, `-word`) and scored every
+    `<search>` written; the operators mean nothing to this retriever, so that bonus is left out (the maximum
+    here is 0.8) and only executed queries count.
+
+    Args:
+        completions: one entry per rollout (only used when neither `queries` nor `turns` is given).
+        **kwargs: `queries` (else `turns`); anything else is ignored.
+
+    Returns:
+        `list[float]`: 0.0 to 1.0 per completion.
+
+    >>> search_diversity_reward([None] * 4, queries=[[], ["tank"], ["oxygen tank", "splashdown site"],
+    ...                                                ["oxygen tank", "oxygen tank"]])
+    [0.0, 0.2, 0.676923, 0.0]
+    """
+    n = len(completions)
+    rows = zip(_column(kwargs, "queries", n), _turns_per_row(completions, kwargs), strict=True)
+    return [_diversity_score(_executed_queries(queries, turns)) for queries, turns in rows]
+
+
+def _executed_queries(queries: Any, turns: list[str]) -> list[str]:
+    if isinstance(queries, list | tuple):
+        return [as_text(query) for query in queries]
+    return [query for query in map(last_search, turns) if query is not None]
+
+
+def _diversity_score(queries: list[str]) -> float:
+    normalised = [text for text in (" ".join(re.sub(r"\W", " ", q.lower()).split()) for q in queries) if text]
+    if len(normalised) <= 1:
+        return DIVERSITY_SINGLE * len(normalised)
+    distinct = len(set(normalised))
+    ratios = [SequenceMatcher(None, a, b).ratio() for a, b in itertools.combinations(normalised, 2)]
+    near_duplicates = sum(NEAR_DUPLICATE_RATIO < ratio < 1.0 for ratio in ratios)
+    score = (
+        min(DIVERSITY_DISTINCT_MAX, DIVERSITY_PER_DISTINCT * distinct)
+        + DIVERSITY_SPREAD * (1 - sum(ratios) / len(ratios))
+        - NEAR_DUPLICATE_PENALTY * near_duplicates
+        - EXACT_DUPLICATE_PENALTY * (len(normalised) - distinct)
+    )
+    return round(min(1.0, max(0.0, score)), 6)
+
+
+search_diversity_reward.__name__ = "search_diversity"  # metric key rewards/search_diversity/...
+
+
+# -------------------- registry
+REWARDS: dict[str, Callable[..., list[float]]] = {
+    "correctness": make_correctness_reward(),
+    "format": format_reward,
+    "retry": make_retry_reward(),
+    "em_chunk": em_chunk_reward,
+    "search_strategy": search_strategy_reward,
+    "search_diversity": search_diversity_reward,
+}
+RETRY_SETTINGS = ("base", "step", "cap", "violation_factor")
+
+
+def build_reward_funcs(
+    weights: Mapping[str, float], judge: Judge | None = None, retry: Mapping[str, Any] | None = None
+) -> tuple[list[Callable[..., list[float]]], list[float]]:
+    """The six rewards and their weights, in the fixed order of `REWARD_NAMES`, for `GRPOTrainer`.
+
+    All six are always returned, weight 0 included: TRL still logs a zero-weight reward, so the paper's
+    baseline (retry weight 0) logs the same metrics as ReZero and differs from it by that weight only.
+
+    Args:
+        weights: a weight (finite, >= 0) for every name in `REWARD_NAMES` (paper: 4, 2, 1, 1, 1, 1).
+        judge: the correctness judge; default `NormalizedMatchJudge()`.
+        retry: keyword settings for `make_retry_reward` (base, step, cap, violation_factor).
+
+    Returns:
+        `(reward_funcs, reward_weights)`, ready for `GRPOTrainer(reward_funcs=...)` and
+        `GRPOConfig(reward_weights=...)`.
+
+    >>> funcs, weights = build_reward_funcs({"correctness": 4, "format": 2, "retry": 0, "em_chunk": 1,
+    ...                                      "search_strategy": 1, "search_diversity": 1})
+    >>> [f.__name__ for f in funcs]
+    ['correctness', 'format', 'retry', 'em_chunk', 'search_strategy', 'search_diversity']
+    >>> weights
+    [4.0, 2.0, 0.0, 1.0, 1.0, 1.0]
+    """
+    unknown = sorted(set(weights) - set(REWARD_NAMES))
+    if unknown:
+        raise ValueError(f"unknown reward(s) {', '.join(unknown)}; valid rewards: {', '.join(REWARD_NAMES)}")
+    missing = [name for name in REWARD_NAMES if name not in weights]
+    if missing:
+        raise ValueError(
+            f"no weight for reward(s) {', '.join(missing)}; give all six (0 logs without training)"
+        )
+    for name, weight in weights.items():
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not math.isfinite(weight)
+            or weight < 0
+        ):
+            raise ValueError(f"weight of reward {name} must be a finite number >= 0, got {weight!r}")
+    unknown = sorted(set(retry or {}) - set(RETRY_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown retry setting(s) {', '.join(unknown)}; valid: {', '.join(RETRY_SETTINGS)}")
+    funcs = dict(
+        REWARDS, correctness=make_correctness_reward(judge), retry=make_retry_reward(**(retry or {}))
+    )
+    return [funcs[name] for name in REWARD_NAMES], [float(weights[name]) for name in REWARD_NAMES]

@@ -1,0 +1,564 @@
+"""The six rewards, their judges and the tag protocol, on hand-written trajectories (rezero.md, "Rewards")."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rezero import protocol
+from rezero.errors import PipelineError
+from rezero.rewards import (
+    REWARD_NAMES,
+    REWARDS,
+    LLMJudge,
+    NormalizedMatchJudge,
+    build_reward_funcs,
+    em_chunk_reward,
+    format_reward,
+    make_correctness_reward,
+    make_retry_reward,
+    normalize_answer,
+    search_diversity_reward,
+    search_strategy_reward,
+)
+
+SEARCH = "<think>I should look this up.</think><search>oxygen tank</search>"
+ANSWER = "<think>I know it now.</think><answer>Fra Mauro</answer>"
+PAPER_WEIGHTS = {
+    "correctness": 4,
+    "format": 2,
+    "retry": 1,
+    "em_chunk": 1,
+    "search_strategy": 1,
+    "search_diversity": 1,
+}
+
+
+def one(reward, **fields) -> float:
+    """Score a single rollout described by `fields` (each given for that one row)."""
+    scores = reward([None], **{name: [value] for name, value in fields.items()})
+    assert len(scores) == 1 and isinstance(scores[0], float)
+    return scores[0]
+
+
+class TestProtocol:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("<answer>a</answer> <answer> b </answer>", "b"),
+            ("<answer></answer>", ""),
+            ("<answer>unclosed", None),
+            ("</answer>a<answer>", None),
+            (None, None),
+            (42, None),
+        ],
+    )
+    def test_extract_answer_takes_the_last_complete_pair(self, text, expected):
+        assert protocol.extract_answer(text) == expected
+
+    def test_extract_searches_in_order_and_last_search_is_what_runs(self):
+        text = "<think>x</think><search> a </search>junk<search>b\nc</search><search>open"
+        assert protocol.extract_searches(text) == ["a", "b\nc"]
+        assert protocol.last_search(text) == "b\nc"
+        assert protocol.count_searches(text) == 2
+        assert protocol.last_search("no tags") is None
+
+    @pytest.mark.parametrize("text", ["<information>x</information>", "<INFO>", "</Information>", "<infos>"])
+    def test_information_tags_in_any_form_are_detected(self, text):
+        assert protocol.has_information_tag(text)
+
+    def test_episode_ends_on_a_turn_without_a_search(self):
+        assert protocol.ends_episode(ANSWER) and protocol.ends_episode(None)
+        assert not protocol.ends_episode(SEARCH)
+
+
+class TestNormalizedMatchJudge:
+    @pytest.mark.parametrize(
+        ("prediction", "gold", "expected"),
+        [
+            ("The Moon.", "moon", True),  # article, punctuation, case
+            ("an oxygen tank", "the Oxygen Tank", True),
+            ("APOLLO-13!", "Apollo 13", True),  # punctuation read as a space
+            ("5000 feet", "5,000 feet", True),  # punctuation removed
+            ("It landed near the Fra Mauro highlands", "Fra Mauro", True),  # contained in a longer answer
+            ("Mauro Fra", "Fra Mauro", True),  # not contained, but token F1 = 1
+            ("tanks", "tank", False),  # containment is by whole tokens
+            ("Mauro", "Fra Mauro", False),  # F1 0.67 < 0.8
+            ("Hadley Rille", "Fra Mauro", False),
+            ("", "Fra Mauro", False),
+            ("the", "The", False),  # gold normalises to nothing
+        ],
+    )
+    def test_normalised_match(self, prediction, gold, expected):
+        assert NormalizedMatchJudge(0.8)("q", prediction, gold) is expected
+
+    @pytest.mark.parametrize(("threshold", "expected"), [(0.8, True), (0.9, False)])
+    def test_f1_threshold(self, threshold, expected):
+        # common 3 tokens: precision 3/3, recall 3/4, F1 = 6/7 = 0.857
+        assert NormalizedMatchJudge(threshold)("q", "oxygen tank two", "oxygen tank number two") is expected
+
+    @pytest.mark.parametrize("threshold", [0, -0.1, 1.5, "0.8"])
+    def test_bad_threshold_is_refused(self, threshold):
+        with pytest.raises(ValueError, match="f1_threshold"):
+            NormalizedMatchJudge(threshold)
+
+    def test_normalize_answer(self):
+        assert normalize_answer("  The Odyssey’s  “crew” — a dozen. ") == "odysseys crew dozen"
+
+
+class _FakeChatServer(BaseHTTPRequestHandler):
+    """Answers POST /v1/chat/completions like an OpenAI-compatible server, with `reply` (or `status`)."""
+
+    reply, status, requests = "Yes", 200, []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append((self.path, body))
+        if self.status != 200 or self.path != "/v1/chat/completions":
+            self.send_response(self.status if self.status != 200 else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"error": {"message": "nope"}}).encode())
+            return
+        message = {"role": "assistant", "content": self.reply}
+        payload = {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def chat_server():
+    _FakeChatServer.reply, _FakeChatServer.status, _FakeChatServer.requests = "Yes", 200, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeChatServer)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TestLLMJudge:
+    @pytest.mark.parametrize(
+        ("reply", "expected"),
+        [
+            ("Yes", True),
+            ("yes.", True),
+            (" YES, it matches", True),
+            ("No", False),
+            ("No, not yes", False),
+            ("", False),
+        ],
+    )
+    def test_reply_is_read_as_yes_or_no(self, chat_server, reply, expected):
+        _FakeChatServer.reply = reply
+        judge = LLMJudge(base_url=chat_server, model="judge-model", max_retries=0)
+        assert judge("Where did it land?", "Fra Mauro", "Fra Mauro highlands") is expected
+
+    def test_prompt_carries_question_answers_and_model(self, chat_server):
+        LLMJudge(base_url=chat_server, model="judge-model", max_retries=0)("Where?", "Hadley", "Fra Mauro")
+        path, body = _FakeChatServer.requests[-1]
+        prompt = body["messages"][0]["content"]
+        assert path == "/v1/chat/completions" and body["model"] == "judge-model"
+        assert "Where?" in prompt and "Hadley" in prompt and "Fra Mauro" in prompt and "Yes" in prompt
+
+    def test_settings_come_from_the_environment(self, chat_server, monkeypatch):
+        monkeypatch.setenv("REZERO_JUDGE_BASE_URL", chat_server)
+        monkeypatch.setenv("REZERO_JUDGE_MODEL", "env-model")
+        monkeypatch.setenv("REZERO_JUDGE_API_KEY", "secret")
+        judge = LLMJudge(max_retries=0)
+        assert judge("q", "a", "a") is True
+        assert _FakeChatServer.requests[-1][1]["model"] == "env-model"
+
+    def test_missing_settings_are_a_pipeline_error(self, monkeypatch):
+        monkeypatch.delenv("REZERO_JUDGE_BASE_URL", raising=False)
+        monkeypatch.delenv("REZERO_JUDGE_MODEL", raising=False)
+        with pytest.raises(PipelineError, match="REZERO_JUDGE_BASE_URL"):
+            LLMJudge()
+
+    def test_unreachable_endpoint_is_a_pipeline_error_naming_the_url(self):
+        url = f"http://127.0.0.1:{closed_port()}/v1"
+        judge = LLMJudge(base_url=url, model="m", max_retries=0, timeout_s=2)
+        with pytest.raises(PipelineError, match=f"{url}.*unreachable"):
+            judge("q", "a", "a")
+
+    def test_http_error_is_a_pipeline_error(self, chat_server):
+        _FakeChatServer.status = 500
+        with pytest.raises(PipelineError, match="HTTP 500"):
+            LLMJudge(base_url=chat_server, model="m", max_retries=0)("q", "a", "a")
+
+    def test_correctness_with_llm_judge_and_pickle_after_use(self, chat_server):
+        reward = make_correctness_reward(LLMJudge(base_url=chat_server, model="m", max_retries=0))
+        assert one(reward, turns=[SEARCH, ANSWER], answer="Fra Mauro", question="q") == 1.0
+        _FakeChatServer.reply = "No"
+        clone = pickle.loads(pickle.dumps(reward))
+        assert one(clone, turns=[SEARCH, ANSWER], answer="Fra Mauro", question="q") == 0.0
+
+
+class _RecordingJudge:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, question, prediction, gold):
+        self.calls.append((question, prediction, gold))
+        return True
+
+
+class TestCorrectness:
+    @pytest.mark.parametrize(
+        ("turns", "gold", "expected"),
+        [
+            ([SEARCH, "<think>t</think><answer>The Fra-Mauro.</answer>"], "fra mauro", 1.0),
+            (["<think>t</think><answer>near the Fra Mauro highlands</answer>"], "Fra Mauro", 1.0),
+            ([SEARCH, "<think>t</think><answer>Hadley Rille</answer>"], "Fra Mauro", 0.0),
+            (["<think>t</think><answer>Fra Mauro</answer><search>q</search>"], "Fra Mauro", 0.0),
+            (["<think>t</think><answer>Fra Mauro</answer><information>x</information>"], "Fra Mauro", 0.0),
+            ([ANSWER, SEARCH], "Fra Mauro", 0.0),  # the answer must be in the last turn
+            ([SEARCH], "Fra Mauro", 0.0),
+            (["<think>t</think><answer>Fra Mauro"], "Fra Mauro", 0.0),  # unclosed answer
+            (["<answer>Fra Mauro</answer>"], "Fra Mauro", 1.0),  # no think: format's business, not this one
+            ([ANSWER], None, 0.0),
+            ([ANSWER], "", 0.0),
+            ([], "Fra Mauro", 0.0),
+            (None, "Fra Mauro", 0.0),
+        ],
+    )
+    def test_table(self, turns, gold, expected):
+        assert one(make_correctness_reward(), turns=turns, answer=gold, question="q") == expected
+
+    def test_judge_sees_question_extracted_answer_and_gold(self):
+        judge = _RecordingJudge()
+        one(make_correctness_reward(judge), turns=[SEARCH, ANSWER], answer=" Fra Mauro ", question="Where?")
+        assert judge.calls == [("Where?", "Fra Mauro", "Fra Mauro")]
+
+    @pytest.mark.parametrize(
+        "turns", [[SEARCH], ["<think>t</think><answer>x</answer><search>q</search>"], ["<answer> </answer>"]]
+    )
+    def test_judge_is_not_asked_when_the_last_turn_is_not_a_final_answer(self, turns):
+        judge = _RecordingJudge()
+        assert one(make_correctness_reward(judge), turns=turns, answer="x", question="q") == 0.0
+        assert judge.calls == []
+
+    def test_missing_question_reads_as_empty(self):
+        judge = _RecordingJudge()
+        assert make_correctness_reward(judge)([None], turns=[[ANSWER]], answer=["Fra Mauro"]) == [1.0]
+        assert judge.calls[0][0] == ""
+
+    def test_judge_must_be_callable(self):
+        with pytest.raises(ValueError, match="judge"):
+            make_correctness_reward("yes")
+
+
+class TestFormat:
+    @pytest.mark.parametrize(
+        ("last_turn", "expected"),
+        [
+            ("<think>t</think><answer>a</answer>", 1.0),
+            ("<think>t</think>\n<search>q</search>", 1.0),
+            ("<think>t</think><search>q1</search><search>q2</search>", 1.0),  # >=1 search is allowed
+            ("<think>a</think><think>b</think><answer>a</answer>  \n", 1.0),  # trailing whitespace ok
+            ("<think></think><answer>a</answer>", 1.0),  # an empty think pair still counts
+            ("<answer>a</answer>", 0.0),  # no think
+            ("<think>t<answer>a</answer>", 0.0),  # unclosed think
+            ("<answer>a</answer><think>t</think>", 0.0),  # think after the action
+            ("<think>a</think><search>q</search><think>b</think><search>r</search>", 0.0),
+            ("<think>t</think><answer>a</answer><search>q</search>", 0.0),  # both
+            ("<think>t</think><search>q</search><answer>a</answer>", 0.0),
+            ("<think>t</think><answer>a</answer><answer>b</answer>", 0.0),  # two answers
+            ("<think>t</think>", 0.0),  # neither
+            ("<think>t</think><answer>a</answer> thanks!", 0.0),  # does not end on the action
+            ("<think>t</think><answer>a</answer></search>", 0.0),  # ends on the wrong closing tag
+            ("<think>t</think><answer>a", 0.0),  # unclosed answer
+            ("**<think>**t**</think>**<answer>a</answer>", 0.0),  # markdown-decorated tags
+            ("<think>t</think>*<answer>*a*</answer>*", 0.0),
+            ("<think>t</think>_<search>_q_</search>_", 0.0),
+            ("<think>t</think><information>made up</information><answer>a</answer>", 0.0),
+            ("<think>t</think><INFO>made up<answer>a</answer>", 0.0),
+            ("<think>**bold** idea</think><answer>a</answer>", 1.0),  # markdown inside text is fine
+            ("", 0.0),
+        ],
+    )
+    def test_last_turn_table(self, last_turn, expected):
+        assert one(format_reward, turns=[SEARCH, last_turn]) == expected
+
+    def test_only_the_last_turn_is_judged(self):
+        assert one(format_reward, turns=["garbage", ANSWER]) == 1.0
+        assert one(format_reward, turns=[ANSWER, "garbage"]) == 0.0
+
+
+class TestRetry:
+    @pytest.mark.parametrize(
+        ("searches", "expected"), [(0, 0.0), (1, 0.35), (2, 0.5), (3, 0.65), (4, 0.8), (5, 0.95), (6, 0.95)]
+    )
+    def test_paper_schedule(self, searches, expected):
+        assert one(make_retry_reward(), turns=[SEARCH] * searches + [ANSWER]) == expected
+
+    @pytest.mark.parametrize(
+        ("turns", "expected"),
+        [
+            ([SEARCH, SEARCH], 0.0),  # no final answer
+            ([SEARCH, "<think>t</think><answer>a"], 0.0),  # unclosed answer
+            ([ANSWER, SEARCH], 0.0),
+            (["<think>t</think><search>a</search><search>b</search>", ANSWER], 0.25),  # halved: 0.5 / 2
+            ([SEARCH, SEARCH, SEARCH, "<search>a</search><search>b</search>", ANSWER], 0.475),  # 0.95 / 2
+            ([SEARCH, "<think>t</think><search>q</search><answer>a</answer>"], 0.5),  # the last turn's counts
+            ([], 0.0),
+            (None, 0.0),
+        ],
+    )
+    def test_table(self, turns, expected):
+        assert one(make_retry_reward(), turns=turns) == expected
+
+    def test_settings_change_the_schedule(self):
+        reward = make_retry_reward(base=0.0, step=0.5, cap=1, violation_factor=0.0)
+        assert one(reward, turns=[SEARCH, SEARCH, ANSWER]) == 0.5
+        assert one(reward, turns=["<search>a</search><search>b</search>", ANSWER]) == 0.0
+        assert one(make_retry_reward(base=0.9, step=0.2), turns=[SEARCH, ANSWER]) == 1.0  # capped at 1
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"base": -0.1},
+            {"step": math.nan},
+            {"cap": 0},
+            {"cap": 2.5},
+            {"violation_factor": 1.5},
+            {"base": "0"},
+        ],
+    )
+    def test_bad_settings_are_refused(self, kwargs):
+        with pytest.raises(ValueError, match="retry"):
+            make_retry_reward(**kwargs)
+
+
+GOLD = "The oxygen tank failed."
+
+
+def hit(text, original=True, chunk_id="c1"):
+    return {"chunk_id": chunk_id, "text": text, "original": original}
+
+
+class TestEmChunk:
+    @pytest.mark.parametrize(
+        ("retrieved", "gold", "expected"),
+        [
+            ([[hit(GOLD)]], GOLD, 1.0),
+            ([[hit(GOLD)]], f"\n  {GOLD}  \n", 1.0),  # surrounding whitespace stripped
+            ([[hit("Before. " + GOLD + " After.")]], GOLD, 1.0),  # verbatim inside a hit
+            ([[hit("other", chunk_id="c2")], [hit("x"), hit(GOLD)]], GOLD, 1.0),  # any query, any rank
+            ([[hit(GOLD, original=False)]], GOLD, 0.0),  # a distractor with identical text
+            ([[hit(GOLD, original="True")]], GOLD, 0.0),  # only a real True counts
+            ([[{"chunk_id": "c1", "text": GOLD}]], GOLD, 0.0),  # no original flag
+            ([[hit(GOLD.lower())]], GOLD, 0.0),  # exact: case matters
+            ([[hit("The oxygen tank  failed.")]], GOLD, 0.0),  # exact: inner spacing matters
+            ([[hit(GOLD)]], None, 0.0),  # unknown gold chunk
+            ([[hit(GOLD)]], "", 0.0),
+            ([], GOLD, 0.0),
+            (None, GOLD, 0.0),
+            ([None, "junk", [None, 3, {"text": None, "original": True}]], GOLD, 0.0),
+        ],
+    )
+    def test_table(self, retrieved, gold, expected):
+        assert one(em_chunk_reward, retrieved=retrieved, chunk_text=gold) == expected
+
+
+ANALYSE_SEARCH = "<think>The results mention a fan.</think><search>tank fan</search>"
+ANALYSE_ANSWER = "<think>Based on the report, a fan.</think><answer>a fan</answer>"
+
+
+class TestSearchStrategy:
+    @pytest.mark.parametrize(
+        ("turns", "expected"),
+        [
+            ([SEARCH], 0.2),  # think then search
+            (["<search>q</search>"], 0.0),  # no think
+            (["<think> </think><search>q</search>"], 0.0),  # empty think
+            (["<search>q</search><think>plan</think>"], 0.0),  # think after the search
+            ([SEARCH, ANALYSE_SEARCH], 0.4),  # + one refinement
+            ([SEARCH, SEARCH], 0.2),  # a plain think is no analysis
+            ([SEARCH, ANALYSE_SEARCH, ANALYSE_SEARCH], 0.6),
+            ([SEARCH, ANALYSE_SEARCH, ANALYSE_SEARCH, ANALYSE_SEARCH], 0.6),  # refinements capped at 0.4
+            ([SEARCH, ANALYSE_SEARCH, ANALYSE_SEARCH, ANALYSE_ANSWER], 1.0),  # the whole pattern
+            ([SEARCH, ANALYSE_ANSWER], 0.6),
+            ([ANALYSE_ANSWER], 0.4),  # synthesis needs no search
+            ([ANSWER], 0.0),  # a plain think before the answer
+            (["<answer>a</answer><think>Based on it</think>"], 0.0),  # analysis after the answer
+            ([ANSWER, ANALYSE_SEARCH], 0.2),  # no results before it: an opening, not a refinement
+            ([SEARCH, "<think>Check the basement.</think><search>q</search>"], 0.2),  # whole words only
+            ([SEARCH, "<think>RESULTS say X</think><search>q</search>"], 0.4),  # any case
+            ([], 0.0),
+            (None, 0.0),
+            ([None, "<think>unclosed<search>q</search>"], 0.0),
+        ],
+    )
+    def test_table(self, turns, expected):
+        assert one(search_strategy_reward, turns=turns) == expected
+
+
+class TestSearchDiversity:
+    @pytest.mark.parametrize(
+        ("queries", "expected"),
+        [
+            ([], 0.0),
+            (["oxygen tank"], 0.2),
+            (["", "  ", "?!"], 0.0),  # empty queries are dropped
+            (["oxygen tank", ""], 0.2),
+            (["aaaa", "bbbb"], 0.8),  # 2 distinct (0.4) + ratio 0 (0.4)
+            (["aaaa", "bbbb", "cccc"], 0.8),  # distinct part capped at 0.4
+            (["oxygen tank", "oxygen tank"], 0.0),  # 0.2 + 0 - 0.2 duplicate
+            (["Oxygen tank?", "oxygen   TANK"], 0.0),  # duplicate after normalisation
+            (["abcdefghij", "abcdefghik"], 0.34),  # ratio 0.9: 0.4 + 0.04 - 0.1 near-duplicate
+            (["aaaa", "bbbb", "aaaa"], 0.466667),  # 0.4 + 0.4 * (1 - 1/3) - 0.2
+            (["aaaa"] * 4, 0.0),  # clipped at 0
+        ],
+    )
+    def test_table(self, queries, expected):
+        assert one(search_diversity_reward, queries=queries, turns=[]) == expected
+
+    def test_without_queries_the_last_search_of_each_turn_counts(self):
+        turns = [
+            "<think>t</think><search>ignored</search><search>aaaa</search>",
+            "<search>bbbb</search>",
+            ANSWER,
+        ]
+        assert one(search_diversity_reward, turns=turns) == 0.8
+
+    def test_queries_take_precedence_over_turns(self):
+        assert one(search_diversity_reward, queries=["aaaa"], turns=[SEARCH, SEARCH]) == 0.2
+
+
+class TestBuildRewardFuncs:
+    def test_all_six_in_fixed_order_with_their_weights(self):
+        funcs, weights = build_reward_funcs(dict(PAPER_WEIGHTS, retry=0))
+        assert [f.__name__ for f in funcs] == list(REWARD_NAMES)
+        assert weights == [4.0, 2.0, 0.0, 1.0, 1.0, 1.0]
+        assert all(isinstance(w, float) for w in weights)
+
+    def test_registry_names_match_metric_names(self):
+        assert list(REWARDS) == list(REWARD_NAMES)
+        assert all(func.__name__ == name for name, func in REWARDS.items())
+
+    def test_unknown_reward_lists_the_valid_ones(self):
+        with pytest.raises(
+            ValueError, match=r"unknown reward.*retyr.*valid rewards: correctness, format, retry"
+        ):
+            build_reward_funcs(dict(PAPER_WEIGHTS, retyr=1))
+
+    def test_missing_reward_weight_is_refused(self):
+        weights = {k: v for k, v in PAPER_WEIGHTS.items() if k != "em_chunk"}
+        with pytest.raises(ValueError, match=r"no weight for reward.*em_chunk"):
+            build_reward_funcs(weights)
+
+    @pytest.mark.parametrize("weight", [-1, math.nan, math.inf, True, "4"])
+    def test_bad_weight_is_refused(self, weight):
+        with pytest.raises(ValueError, match="weight of reward correctness"):
+            build_reward_funcs(dict(PAPER_WEIGHTS, correctness=weight))
+
+    def test_judge_and_retry_settings_are_used(self):
+        judge = _RecordingJudge()
+        funcs, _ = build_reward_funcs(PAPER_WEIGHTS, judge=judge, retry={"base": 0.0, "step": 0.1})
+        correctness, retry = funcs[0], funcs[2]
+        assert one(correctness, turns=[ANSWER], answer="anything") == 1.0 and judge.calls
+        assert one(retry, turns=[SEARCH, SEARCH, ANSWER]) == 0.2
+
+    def test_unknown_retry_setting_is_refused(self):
+        with pytest.raises(ValueError, match=r"unknown retry setting.*bonus.*valid: base, step, cap"):
+            build_reward_funcs(PAPER_WEIGHTS, retry={"bonus": 1})
+
+
+# What a malformed rollout can look like: every field of one row broken at once.
+MALFORMED_ROWS = [
+    {"turns": None, "queries": None, "retrieved": None, "answer": None, "chunk_text": None, "question": None},
+    {"turns": [], "queries": [], "retrieved": [], "answer": "", "chunk_text": "", "question": ""},
+    {"turns": [None, 3, ""], "queries": [None, 5], "retrieved": [[None]], "answer": 7, "chunk_text": 7},
+    {"turns": ["<think><search><answer>", "</answer></search></think>"], "queries": ["<"], "retrieved": "x"},
+    {
+        "turns": "not a list",
+        "queries": "nor this",
+        "retrieved": {"a": 1},
+        "answer": ["x"],
+        "chunk_text": ["x"],
+    },
+]
+GOOD_ROW = {
+    "turns": [SEARCH, "<think>Based on the results: Fra Mauro.</think><search>landing site</search>", ANSWER],
+    "queries": ["oxygen tank", "landing site"],
+    "retrieved": [[hit("Apollo 13 was to land at Fra Mauro.")], [hit(GOLD)]],
+    "answer": "Fra Mauro",
+    "chunk_text": GOLD,
+    "question": "Where was Apollo 13 to land?",
+}
+BAD_ROW = {"turns": ["I think it is Fra Mauro."], "queries": [], "retrieved": [], "answer": "Fra Mauro"}
+
+
+def columns(*rows):
+    """Per-row dicts to TRL's per-column kwargs (missing fields as None)."""
+    names = {name for row in rows for name in row}
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+@pytest.mark.parametrize("name", REWARD_NAMES)
+class TestEveryReward:
+    @pytest.mark.parametrize("row", MALFORMED_ROWS)
+    def test_malformed_output_is_scored_not_raised(self, name, row):
+        assert REWARDS[name]([None], **columns(row)) == [0.0]
+
+    def test_one_score_per_completion_in_order(self, name):
+        good, bad = REWARDS[name]([None], **columns(GOOD_ROW))[0], 0.0
+        assert good > 0  # the good row earns every reward
+        assert REWARDS[name]([None, None], **columns(GOOD_ROW, BAD_ROW)) == [good, bad]
+        assert REWARDS[name]([None, None], **columns(BAD_ROW, GOOD_ROW)) == [bad, good]
+
+    def test_extra_kwargs_are_ignored(self, name):
+        extra = {"prompts": ["p"], "completion_ids": [[1, 2]], "trainer_state": object(), "foo": ["bar"]}
+        extra |= {"log_extra": print, "log_metric": print}
+        row = columns(GOOD_ROW)
+        assert REWARDS[name]([None], **row, **extra) == REWARDS[name]([None], **row)
+
+    def test_reward_is_picklable(self, name):
+        funcs, _ = build_reward_funcs(PAPER_WEIGHTS)
+        func = funcs[REWARD_NAMES.index(name)]
+        clone = pickle.loads(pickle.dumps(func))
+        assert clone.__name__ == name
+        assert clone([None], **columns(GOOD_ROW)) == func([None], **columns(GOOD_ROW))
+
+    def test_a_field_of_the_wrong_length_is_a_contract_error(self, name):
+        fields = {key: value * 2 for key, value in columns(GOOD_ROW).items()}
+        with pytest.raises(ValueError, match="rows for 1 completions"):
+            REWARDS[name]([None], **fields)
+
+
+def test_conversational_completions_stand_in_for_turns():
+    completion = [
+        {"role": "assistant", "content": SEARCH},
+        {"role": "user", "content": "<information>Result 1:\nx</information>"},
+        {"role": "assistant", "content": ANSWER},
+    ]
+    assert format_reward([completion]) == [1.0]
+    assert make_retry_reward()([completion]) == [0.35]
+    assert make_correctness_reward()([completion], answer=["Fra Mauro"]) == [1.0]
