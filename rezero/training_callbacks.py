@@ -1,0 +1,45 @@
+"""Trainer callbacks: per-step metrics to MLflow, and metadata written into every checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import TrainerCallback
+
+from rezero import tracking
+from rezero.io import write_json
+
+
+class MlflowStepCallback(TrainerCallback):
+    """Each logged step → the run's metrics (each reward's mean, total reward, length, KL, lr, searches)."""
+
+    def __init__(self, run_id: str, stats: Any) -> None:
+        self.run_id = run_id
+        self.stats = stats
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        metrics = {**tracking.train_metrics(logs or {}), **self.stats.flush()}
+        if metrics and state.is_world_process_zero:
+            tracking.log_metrics(self.run_id, metrics, step=state.global_step)
+
+
+class CheckpointMetadataCallback(TrainerCallback):
+    """A checkpoint says what made it: step, seed, variant and the resolved params."""
+
+    def __init__(self, setup: Any) -> None:
+        self.setup = setup
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from rezero.training import CHECKPOINT_FILE
+
+        folder = f"{args.output_dir}/checkpoint-{state.global_step}"
+        write_json(
+            f"{folder}/{CHECKPOINT_FILE}",
+            {
+                "step": state.global_step,
+                "seed": self.setup.train.seed,
+                "variant": self.setup.rewards.variant,
+                "profile": self.setup.profile,
+                "params": self.setup.as_params(),
+            },
+        )

@@ -1,0 +1,48 @@
+"""Stage `train`: GRPO with TRL + LoRA on the training questions, searching the index in multi-turn episodes.
+Saves a checkpoint every `train.save_steps` steps; re-running after an interruption resumes from the last
+complete checkpoint when the configuration is unchanged. Logs to MLflow (MLFLOW_TRACKING_URI, else the local
+SQLite store).
+
+Params: profile, train.*, agent.*, rewards.*, tracking.experiment (profiles.<profile> overrides them).
+"""
+
+import argparse
+import hashlib
+from pathlib import Path
+
+from rezero.config import load_section, read_params_file
+from rezero.io import read_jsonl, write_json
+from rezero.retrieval import open_retriever
+from rezero.runtime import run_stage, seed_everything
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("train_qa", type=Path, help="training QA JSONL from `synthesize`")
+    parser.add_argument("index", type=Path, help="index folder from `index`")
+    parser.add_argument("checkpoints_out", type=Path, help="checkpoint folder (kept across runs for resume)")
+    parser.add_argument("metrics_out", type=Path, help="training summary JSON (written)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+
+    from rezero.training import TrainingSetup, train
+
+    sections = {name: load_section(name, args.params) for name in ("train", "agent", "rewards", "tracking")}
+    records = read_jsonl(args.train_qa)
+    setup = TrainingSetup(
+        train=sections["train"],
+        agent=sections["agent"],
+        rewards=sections["rewards"],
+        profile=read_params_file(args.params).get("profile", "cpu"),
+        data_fingerprint=hashlib.sha256(args.train_qa.read_bytes()).hexdigest(),
+        extra={"experiment": sections["tracking"].experiment},
+    )
+    seed_everything(setup.train.seed)
+    summary = train(setup, records, open_retriever(args.index), args.checkpoints_out)
+    write_json(args.metrics_out, {**summary, "variant": setup.rewards.variant, "profile": setup.profile})
+
+
+if __name__ == "__main__":
+    run_stage("train", main)
