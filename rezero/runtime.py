@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import sys
+import warnings
 from collections.abc import Callable
 
 from rezero.errors import PipelineError
@@ -33,6 +34,8 @@ def configure_environment() -> None:
     """Set the offline and no-telemetry variables unless the user already chose a value."""
     for name, value in OFFLINE_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    # transformers 5 renames (gradient → activation checkpointing) warn on every step inside TRL.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
 
 
 def setup_logging(level: str | None = None) -> None:

@@ -1,0 +1,108 @@
+"""The `rezero` command: ask the trained searcher a question, or evaluate any checkpoint on any QA file.
+
+rezero ask "When did oxygen tank 2 fail?" --checkpoint models/best_adapter
+rezero evaluate --qa my_questions.jsonl --checkpoint checkpoints/checkpoint-10
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rezero.errors import PipelineError
+from rezero.runtime import configure_environment, setup_logging
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+CheckpointOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="LoRA checkpoint folder (a checkpoints/checkpoint-<step> or models/best_adapter); "
+        "omit for the base model."
+    ),
+]
+IndexOption = Annotated[Path, typer.Option(help="Index folder written by the `index` stage.")]
+ParamsOption = Annotated[Path, typer.Option(help="Parameters file (agent, train.model, rewards).")]
+
+
+def _load(checkpoint: Path | None, index: Path, params_path: Path):
+    from rezero.agent import SearchEnvironment
+    from rezero.config import load_section
+    from rezero.models import load_model, load_tokenizer
+    from rezero.retrieval import open_retriever
+
+    train = load_section("train", params_path)
+    agent = load_section("agent", params_path)
+    model = load_model(train.model, train.dtype, adapter=checkpoint).eval()
+    return model, load_tokenizer(train.model), SearchEnvironment(open_retriever(index), agent)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to research.")],
+    checkpoint: CheckpointOption = None,
+    index: IndexOption = Path("data/index"),
+    params: ParamsOption = Path("params.yaml"),
+    sample: Annotated[bool, typer.Option(help="Sample (temperature 0.7) instead of greedy.")] = False,
+) -> None:
+    """Run the search agent on one question; print each search, what came back, and the answer."""
+    from rezero.agent import run_episodes
+
+    model, tokenizer, env = _load(checkpoint, index, params)
+    (trajectory,) = run_episodes(model, tokenizer, env, [question], greedy=not sample, temperature=0.7)
+    for message in trajectory.messages():
+        who = "model" if message["role"] == "assistant" else "search results"
+        typer.secho(f"--- {who}", bold=True)
+        typer.echo(message["content"])
+    typer.secho(
+        f"=== answer: {trajectory.answer!r}  ({len(trajectory.queries)} searches, "
+        f"stopped: {trajectory.stop_reason})",
+        bold=True,
+    )
+
+
+@app.command()
+def evaluate(
+    qa: Annotated[Path, typer.Option(help="QA JSONL with `question`, `answer` (and optional `chunk_text`).")],
+    checkpoint: CheckpointOption = None,
+    index: IndexOption = Path("data/index"),
+    params: ParamsOption = Path("params.yaml"),
+    out: Annotated[Path | None, typer.Option(help="Also write the metrics JSON here.")] = None,
+) -> None:
+    """Accuracy, searches per question, retry share, em_chunk rate and each reward's mean on a QA file."""
+    from rezero.config import load_section
+    from rezero.evaluation import evaluate_policy
+    from rezero.io import read_jsonl, write_json
+    from rezero.rewards import build_reward_funcs
+    from rezero.training import make_judge
+
+    records = read_jsonl(qa)
+    bad = [i for i, r in enumerate(records, 1) if not r.get("question") or not r.get("answer")]
+    if bad:
+        raise PipelineError(f"{qa}: lines {bad[:10]} lack a non-empty `question` or `answer`.")
+    rewards = load_section("rewards", params)
+    reward_funcs, _ = build_reward_funcs(rewards.weights, make_judge(rewards), rewards.retry)
+    model, tokenizer, env = _load(checkpoint, index, params)
+    settings = load_section("evaluate", params)
+    metrics, _, _ = evaluate_policy(model, tokenizer, env, records, reward_funcs, settings)
+    typer.echo(json.dumps(metrics, indent=2))
+    if out:
+        write_json(out, metrics)
+
+
+def main() -> None:
+    configure_environment()
+    setup_logging("WARNING")
+    try:
+        app()
+    except PipelineError as err:
+        typer.secho(f"rezero: error: {err}", fg="red", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
