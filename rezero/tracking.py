@@ -59,10 +59,16 @@ def connect(experiment: str) -> str:
             ) from err
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        location = None if uri.startswith("http") else Path(LOCAL_ARTIFACTS).resolve().as_uri()
-        mlflow.create_experiment(experiment, artifact_location=location)
+        mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
     mlflow.set_experiment(experiment)
     return uri
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a SQLite store live beside its database file; servers choose their own."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / LOCAL_ARTIFACTS).resolve().as_uri()
+    return None
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

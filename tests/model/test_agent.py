@@ -1,0 +1,95 @@
+"""The agent loop with the real tokenizer and model: ids are appended, never re-tokenised; injected tokens are
+masked (0) and the model's own are not (1); completion ids decode to the trajectory's text."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory, close_episode, run_episodes, take_turn
+from rezero.retrieval import open_retriever
+from tests.model.conftest import tiny_agent
+
+pytestmark = pytest.mark.slow
+
+
+def model_tokens(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_search_turn_injects_masked_results_and_answer_turn_ends(tokenizer, index_dir):
+    env = SearchEnvironment(open_retriever(index_dir), tiny_agent())
+    template = ChatTemplate(tokenizer)
+    trajectory = Trajectory(question="q", prompt_ids=template.prompt_ids("When did the oxygen tank fail?"))
+    search = model_tokens(tokenizer, "<think>I should search.</think>\n<search>oxygen tank failure</search>")
+    take_turn(trajectory, search, template, env)
+
+    assert trajectory.queries == ["oxygen tank failure"] and not trajectory.done
+    assert trajectory.completion_ids[: len(search)] == search  # the sampled ids, untouched
+    injected = [i for i, m in zip(trajectory.completion_ids, trajectory.env_mask, strict=True) if m == 0]
+    text = tokenizer.decode(injected)
+    assert text.startswith("<|im_end|>") and text.endswith("<|im_start|>assistant\n")
+    assert "<information>Result 1:\n" in text and "\n------\nResult 2:\n" in text
+    assert trajectory.retrieved[0][0]["text"][:100] in text
+
+    answer = model_tokens(tokenizer, "<think>Based on the results.</think>\n<answer>55 hours</answer>")
+    take_turn(trajectory, answer, template, env)
+    close_episode(trajectory, template)
+    assert trajectory.stop_reason == "answer" and trajectory.answer == "55 hours"
+    assert sum(trajectory.env_mask) == len(search) + len(answer)
+    assert trajectory.env_mask[-1] == 0  # the closing end-of-turn was not sampled
+
+
+def test_turn_that_wrote_its_own_end_token_gets_no_second_one(tokenizer, index_dir):
+    env = SearchEnvironment(open_retriever(index_dir), tiny_agent())
+    template = ChatTemplate(tokenizer)
+    trajectory = Trajectory(question="q", prompt_ids=[])
+    turn = [*model_tokens(tokenizer, "<search>lunar module</search>"), *template.end_of_turn_ids[:1]]
+    take_turn(trajectory, turn, template, env)
+    assert (
+        tokenizer.decode(trajectory.completion_ids).count("<|im_end|>") == 2
+    )  # the model's, the user turn's
+
+
+def test_injected_segment_matches_the_chat_template(tokenizer):
+    template = ChatTemplate(tokenizer)
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "A"}]
+    with_info = [*messages, {"role": "user", "content": "<information>x</information>"}]
+    full = tokenizer.apply_chat_template(with_info, tokenize=False, add_generation_prompt=True)
+    prefix = tokenizer.apply_chat_template(messages, tokenize=False)
+    segment = tokenizer.decode(
+        template.injection_ids("<information>x</information>", model_closed_turn=False)
+    )
+    assert prefix.rstrip("\n").removesuffix("<|im_end|>") + segment == full
+
+
+def test_real_model_episodes_keep_ids_mask_and_text_aligned(base_model, tokenizer, index_dir):
+    env = SearchEnvironment(open_retriever(index_dir), tiny_agent())
+    questions = ["When did oxygen tank 2 fail?", "Where did the command module land?"] * 3
+    torch.manual_seed(0)
+    episodes = run_episodes(base_model, tokenizer, env, questions, temperature=0.7)
+    assert len(episodes) == len(questions)
+    for episode in episodes:
+        assert episode.done and len(episode.completion_ids) == len(episode.env_mask)
+        assert len(episode.completion_ids) <= tiny_agent().max_trajectory_tokens
+        own = [i for i, m in zip(episode.completion_ids, episode.env_mask, strict=True) if m == 1]
+        assert tokenizer.decode(own, skip_special_tokens=True) == "".join(episode.turns)
+        decoded = tokenizer.decode(episode.completion_ids)
+        for info in episode.information:
+            assert info in decoded
+        assert len(episode.queries) == len(episode.information) == len(episode.retrieved)
+        assert episode.completion_ids[-1] in ChatTemplate(tokenizer).end_of_turn_ids
+
+
+def test_noise_share_fills_result_slots_with_distractors(tmp_path, mission_chunks, noise_csv):
+    from rezero.config import AgentParams, IndexParams
+    from rezero.retrieval import build_index, chunk_documents, load_distractors
+
+    documents = chunk_documents(mission_chunks) + load_distractors(noise_csv, mission_chunks)
+    build_index(IndexParams(), documents, tmp_path / "index")
+    retriever = open_retriever(tmp_path / "index")
+    clean = SearchEnvironment(retriever, AgentParams(top_k=5, noise_share=0.0))
+    noisy = SearchEnvironment(retriever, AgentParams(top_k=5, noise_share=1.0))
+    query = "cryogenic oxygen tank pressure"
+    assert sum(not h.original for h in noisy.search(query)) == 5
+    assert [h.doc_id for h in clean.search(query)] == [h.doc_id for h in retriever.search(query, 5)]

@@ -1,0 +1,106 @@
+"""The evaluate stage on two real checkpoints: metrics, plots and samples files, MLflow, the registry."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rezero.errors import PipelineError
+from rezero.evaluation import find_peak
+from tests.conftest import PROJECT_ROOT
+from tests.model.conftest import MODEL
+
+
+class TestFindPeak:
+    def test_paper_curve_peaks_at_250_and_is_flagged(self):
+        paper = {
+            50: 21.88,
+            100: 28.12,
+            150: 28.12,
+            200: 37.5,
+            250: 46.88,
+            300: 31.25,
+            350: 12.5,
+            400: 18.75,
+            450: 0.0,
+            500: 3.12,
+            550: 0.0,
+        }
+        peak = find_peak({s: a / 100 for s, a in paper.items()}, margin=0.0625)
+        assert (peak.best_step, peak.final_step, peak.overfitting) == (250, 550, True)
+
+    def test_earliest_checkpoint_wins_a_tie(self):
+        assert find_peak({10: 0.5, 20: 0.5, 30: 0.5}, 0.1).best_step == 10
+
+    def test_small_dip_within_margin_is_not_overfitting(self):
+        assert not find_peak({10: 0.5, 20: 0.45}, margin=0.0625).overfitting
+
+
+@pytest.mark.slow
+def test_evaluate_stage_scores_every_checkpoint_and_registers_the_best(trained, index_dir, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    test_qa = tmp_path / "test.jsonl"
+    test_qa.write_text("".join(json.dumps(r) + "\n" for r in trained["records"][:3]))
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["agent"] = {**params["agent"], "max_turns": 2, "max_turn_tokens": 24, "max_trajectory_tokens": 200}
+    params["train"]["model"] = MODEL
+    params["evaluate"]["max_questions"] = 2
+    params["tracking"]["experiment"] = "rezero-test"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    outputs = [tmp_path / n for n in ("evaluate.json", "by_step.csv", "samples.jsonl", "best")]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "stages/evaluate.py"),
+            str(test_qa),
+            str(index_dir),
+            str(trained["root"] / "checkpoints"),
+            *map(str, outputs),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": trained["store"]},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    summary = json.loads(outputs[0].read_text())
+    assert set(summary["accuracy_by_step"]) == {"0", "1", "2"} and summary["questions"] == 2
+    assert summary["best_step"] in (1, 2) and isinstance(summary["overfitting"], bool)
+    rows = list(csv.DictReader(outputs[1].open()))
+    assert [r["step"] for r in rows] == ["0", "1", "2"]
+    assert {"accuracy", "searches_per_question", "retry_share", "em_chunk_rate", "reward/retry"} <= set(
+        rows[0]
+    )
+    samples = [json.loads(line) for line in outputs[2].read_text().splitlines()]
+    assert {s["step"] for s in samples} == {0, 1, 2} and all("messages" in s for s in samples)
+    assert (outputs[3] / "adapter_model.safetensors").is_file()
+
+    client = MlflowClient(trained["store"])
+    run_id = trained["summary"]["mlflow_run_id"]
+    assert [m.step for m in client.get_metric_history(run_id, "eval/accuracy")] == [0, 1, 2]
+    version = client.get_model_version_by_alias("rezero-searcher", "best")
+    assert version.run_id == run_id and version.tags["step"] == str(summary["best_step"])
+
+
+@pytest.mark.slow
+def test_missing_or_corrupt_checkpoint_is_a_clear_error(trained, tmp_path):
+    import shutil
+
+    from rezero.models import load_model
+
+    with pytest.raises(PipelineError, match="not a complete LoRA checkpoint"):
+        load_model(MODEL, adapter=tmp_path / "nothing-here")
+    broken = tmp_path / "checkpoint-9"
+    shutil.copytree(trained["root"] / "checkpoints/checkpoint-1", broken)
+    (broken / "adapter_model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(PipelineError, match="corrupt"):
+        load_model(MODEL, adapter=broken)

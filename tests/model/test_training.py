@@ -1,0 +1,110 @@
+"""A real 2-step GRPO run of the small model: loss logged, LoRA moved and the base did not, checkpoints saved
+with their metadata, metrics in a real MLflow store, and an interrupted run resuming exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rezero.errors import PipelineError
+from rezero.training import CHECKPOINT_FILE, RUN_FILE, checkpoint_dirs, latest_checkpoint
+from tests.model.conftest import environment
+
+pytestmark = pytest.mark.slow
+
+
+def metric_history(store: str, run_id: str, key: str) -> list[tuple[int, float]]:
+    from mlflow.tracking import MlflowClient
+
+    return [(m.step, m.value) for m in MlflowClient(store).get_metric_history(run_id, key)]
+
+
+def test_training_saves_checkpoints_with_metadata(trained):
+    folders = checkpoint_dirs(trained["root"] / "checkpoints")
+    assert [f.name for f in folders] == ["checkpoint-1", "checkpoint-2"]
+    for folder in folders:
+        assert (folder / "adapter_model.safetensors").is_file() and (folder / "optimizer.pt").is_file()
+        meta = json.loads((folder / CHECKPOINT_FILE).read_text())
+        assert meta["step"] == int(folder.name.split("-")[1]) and meta["seed"] == 3
+        assert meta["params"]["train"]["max_steps"] == 2
+
+
+def test_training_logs_rewards_loss_kl_and_search_metrics_to_mlflow(trained):
+    run_id = trained["summary"]["mlflow_run_id"]
+    for key in [
+        "train/loss",
+        "train/kl",
+        "train/learning_rate",
+        "train/reward/total",
+        "train/reward/retry",
+        "train/reward/correctness",
+        "train/completion_length",
+        "train/searches_per_rollout",
+    ]:
+        assert [s for s, _ in metric_history(trained["store"], run_id, key)] == [1, 2], key
+
+
+def test_lora_weights_move_and_base_weights_do_not(trained):
+    from rezero.models import load_model
+
+    run_id = trained["summary"]["mlflow_run_id"]
+    assert max(v for _, v in metric_history(trained["store"], run_id, "train/grad_norm")) > 0
+    adapter = load_file(str(trained["root"] / "checkpoints/checkpoint-2/adapter_model.safetensors"))
+    lora_b = [t for name, t in adapter.items() if "lora_B" in name]
+    assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # B starts at zero: it moved
+    # The base weights under the adapter are the base model's (nothing but the adapter is saved or trained).
+    base = load_model(trained["setup"].train.model)
+    merged = load_model(trained["setup"].train.model, adapter=trained["root"] / "checkpoints/checkpoint-2")
+    name = "model.layers.0.self_attn.q_proj.weight"
+    peft_base = dict(merged.named_parameters())[
+        f"base_model.model.{name.replace('.weight', '.base_layer.weight')}"
+    ]
+    assert torch.equal(peft_base, dict(base.named_parameters())[name])
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(trained, index_dir, tmp_path):
+    from rezero.retrieval import open_retriever
+    from rezero.training import train
+
+    copy = tmp_path / "checkpoints"
+    shutil.copytree(trained["root"] / "checkpoints", copy)
+    shutil.rmtree(copy / "checkpoint-2")  # killed after saving step 1
+    assert latest_checkpoint(copy).name == "checkpoint-1"
+    with environment(MLFLOW_TRACKING_URI=trained["store"]):
+        summary = train(trained["setup"], trained["records"], open_retriever(index_dir), copy)
+    assert summary["steps"] == 2 and (copy / "checkpoint-1").is_dir()
+    assert summary["mlflow_run_id"] == trained["summary"]["mlflow_run_id"]  # the same MLflow run continues
+    resumed = load_file(str(copy / "checkpoint-2/adapter_model.safetensors"))
+    original = load_file(str(trained["root"] / "checkpoints/checkpoint-2/adapter_model.safetensors"))
+    assert all(torch.allclose(resumed[k], original[k], atol=1e-5) for k in original)
+
+
+def test_changed_configuration_starts_fresh_instead_of_resuming(trained, tmp_path):
+    from dataclasses import replace
+
+    from rezero.training import prepare_output_dir
+
+    copy = tmp_path / "checkpoints"
+    shutil.copytree(trained["root"] / "checkpoints", copy)
+    same = prepare_output_dir(copy, trained["setup"])
+    assert same[0].endswith("checkpoint-2") and same[1] == trained["summary"]["mlflow_run_id"]
+    changed = replace(trained["setup"], data_fingerprint="other data")
+    assert prepare_output_dir(copy, changed) == (None, None)
+    assert not copy.exists()
+    assert json.loads((trained["root"] / "checkpoints" / RUN_FILE).read_text())["mlflow_run_id"]
+
+
+def test_unreachable_mlflow_server_fails_before_training(trained, index_dir, tmp_path):
+    from rezero.retrieval import open_retriever
+    from rezero.training import train
+
+    with (
+        environment(MLFLOW_TRACKING_URI="http://127.0.0.1:9"),
+        pytest.raises(PipelineError, match=r"127\.0\.0\.1:9"),
+    ):
+        train(trained["setup"], trained["records"], open_retriever(index_dir), tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()
