@@ -16,7 +16,8 @@ from typing import Any
 
 from rezero.agent import SearchEnvironment, Trajectory, run_episodes
 from rezero.config import EvaluateParams
-from rezero.rewards import REWARD_NAMES, normalize_answer
+from rezero.judges import normalize_answer
+from rezero.rewards import REWARD_NAMES
 
 log = logging.getLogger(__name__)
 

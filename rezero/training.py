@@ -20,7 +20,8 @@ from rezero.agent import SearchEnvironment, Trajectory, run_episodes
 from rezero.config import AgentParams, RewardParams, TrainParams
 from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
-from rezero.rewards import LLMJudge, NormalizedMatchJudge, build_reward_funcs
+from rezero.judges import LLMJudge, NormalizedMatchJudge
+from rezero.rewards import build_reward_funcs
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"  # in the checkpoints folder: config fingerprint and MLflow run id, for resume

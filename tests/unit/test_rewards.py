@@ -13,17 +13,15 @@ import pytest
 
 from rezero import protocol
 from rezero.errors import PipelineError
+from rezero.judges import LLMJudge, NormalizedMatchJudge, normalize_answer
 from rezero.rewards import (
     REWARD_NAMES,
     REWARDS,
-    LLMJudge,
-    NormalizedMatchJudge,
     build_reward_funcs,
     em_chunk_reward,
     format_reward,
     make_correctness_reward,
     make_retry_reward,
-    normalize_answer,
     search_diversity_reward,
     search_strategy_reward,
 )
