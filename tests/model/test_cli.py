@@ -1,0 +1,94 @@
+"""The `rezero` command with the real model: `ask` prints a trajectory, `evaluate` scores a user's QA file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+from tests.model.conftest import MODEL
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tiny_params(tmp_path):
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["agent"].update(max_turns=2, max_turn_tokens=24, max_trajectory_tokens=200)
+    params["train"]["model"] = MODEL
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def rezero(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rezero.cli", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        cwd=PROJECT_ROOT,
+    )
+
+
+def test_ask_prints_the_trajectory_of_a_checkpoint(trained, index_dir, tiny_params):
+    checkpoint = trained["root"] / "checkpoints/checkpoint-2"
+    result = rezero(
+        "ask",
+        "When did oxygen tank 2 fail?",
+        "--checkpoint",
+        str(checkpoint),
+        "--index",
+        str(index_dir),
+        "--params",
+        str(tiny_params),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        "--- model" in result.stdout
+        and "=== answer:" in result.stdout
+        and "searches, stopped:" in result.stdout
+    )
+
+
+def test_evaluate_scores_a_user_qa_file(trained, index_dir, tiny_params, tmp_path):
+    qa = tmp_path / "mine.jsonl"
+    qa.write_text(json.dumps({"question": "Which spacecraft was Aquarius?", "answer": "lunar module"}) + "\n")
+    out = tmp_path / "metrics.json"
+    result = rezero(
+        "evaluate",
+        "--qa",
+        str(qa),
+        "--index",
+        str(index_dir),
+        "--params",
+        str(tiny_params),
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads(out.read_text())
+    assert 0 <= metrics["accuracy"] <= 1 and "reward/retry" in metrics and "retry_share" in metrics
+
+
+def test_missing_checkpoint_and_bad_qa_are_clear_errors(index_dir, tiny_params, tmp_path):
+    result = rezero(
+        "ask",
+        "q",
+        "--checkpoint",
+        str(tmp_path / "none"),
+        "--index",
+        str(index_dir),
+        "--params",
+        str(tiny_params),
+    )
+    assert result.returncode == 1 and "not a complete LoRA checkpoint" in result.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "no answer here"}\n')
+    result = rezero("evaluate", "--qa", str(bad), "--index", str(index_dir), "--params", str(tiny_params))
+    assert result.returncode == 1 and "lack a non-empty" in result.stderr
