@@ -116,7 +116,9 @@ def apply_adapter(model: Any, adapter: str | Path) -> Any:
             f"{adapter}: not a complete LoRA checkpoint (adapter_config.json and adapter_model.* expected). "
             "Pick another checkpoint or re-run `dvc repro train`."
         )
+    from safetensors import SafetensorError
+
     try:
         return PeftModel.from_pretrained(model, str(adapter))
-    except (ValueError, RuntimeError, OSError) as err:
+    except (ValueError, RuntimeError, OSError, SafetensorError) as err:
         raise PipelineError(f"{adapter}: corrupt LoRA checkpoint ({err}).") from err
