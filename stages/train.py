@@ -36,7 +36,10 @@ def main() -> None:
         agent=sections["agent"],
         rewards=sections["rewards"],
         profile=read_params_file(args.params).get("profile", "cpu"),
-        data_fingerprint=hashlib.sha256(args.train_qa.read_bytes()).hexdigest(),
+        # Checkpoints resume only onto the same questions and the same index.
+        data_fingerprint=hashlib.sha256(
+            args.train_qa.read_bytes() + (args.index / "manifest.json").read_bytes()
+        ).hexdigest(),
         extra={"experiment": sections["tracking"].experiment},
     )
     seed_everything(setup.train.seed)
