@@ -34,12 +34,14 @@ def tiny_agent() -> AgentParams:
 
 
 def tiny_train(**overrides) -> TrainParams:
-    # 2 steps of 1 question x 4 rollouts, a checkpoint each step, no warm-up so step 1 already updates.
+    # 2 steps of 1 question x 8 rollouts, a checkpoint each step, no warm-up so step 1 already updates.
+    # 8 rollouts at temperature 1.0 make rewards differ inside a group (else GRPO's advantage is 0).
     settings = dict(
         model=MODEL,
         max_steps=2,
         save_steps=1,
-        num_generations=4,
+        num_generations=8,
+        temperature=1.0,
         warmup_ratio=0.0,
         learning_rate=1e-3,
         seed=3,
