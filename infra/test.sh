@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/setup.sh
+bash infra/install-browser.sh   # Debian chromium for the UI checks (tests/services/test_ui.py)
 source infra/env.sh
 set +e
 .venv/bin/python -m pytest "$@"

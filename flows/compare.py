@@ -1,0 +1,62 @@
+"""ReZero against the paper's no-retry baseline: two DVC experiments that differ only in
+rewards.weights.retry, logged to one MLflow experiment (tracking.experiment), and a Prefect artifact with
+the paper's headline table: peak accuracy, peak step, final accuracy and the overfitting flag per variant.
+
+They run in turn in the workspace (`dvc exp run -n <name> -S ...`), not from DVC's queue, whose temporary
+copies lack ../shared beside them; two trainings at once gain nothing on a CPU anyway. The workspace ends
+with the baseline's results; `dvc exp apply <name>` brings back either.
+
+    python flows/compare.py --steps 20 --set evaluate.max_questions=32
+"""
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from rezero import flow_reports, flows_support
+from rezero.config import read_params_file
+from rezero.runtime import configure_environment
+
+
+@task(
+    task_run_name="dvc exp run {name}",
+    retries=1,
+    retry_delay_seconds=60,
+    retry_condition_fn=flows_support.is_transient,
+)
+def run_experiment(project: str, name: str, set_args: list[str]) -> None:
+    flows_support.run_dvc(Path(project), ["exp", "run", "-n", name, *set_args], get_run_logger().info)
+
+
+@flow(name="rezero-compare", log_prints=True)
+def compare(
+    profile: str | None = None,
+    steps: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    name_prefix: str | None = None,
+    project_dir: str | None = None,
+) -> list[dict[str, Any]]:
+    """Train and evaluate both variants with the same settings; DVC experiment names are
+    `<name_prefix>-<variant>` (default prefix: `cmp-<date>-<time>`)."""
+    configure_environment()
+    project = flows_support.project_root(project_dir, __file__)
+    flows_support.check_mlflow_server()
+    prefix = name_prefix or time.strftime("cmp-%Y%m%d-%H%M%S")
+    rows = []
+    for variant in flows_support.VARIANTS:
+        params = read_params_file(project / "params.yaml")
+        resolved = flows_support.resolve_overrides(params, profile, variant, steps, overrides)
+        run_experiment(str(project), f"{prefix}-{variant}", flows_support.set_param_args(params, resolved))
+        run = flows_support.find_mlflow_run(str(project))  # the run the experiment trained (run.json)
+        rows.append(flow_reports.experiment_row(project, variant, f"{prefix}-{variant}", run))
+    create_markdown_artifact(
+        flow_reports.comparison_report(rows), key="rezero-comparison", description="ReZero vs. no-retry"
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    flows_support.main(compare)

@@ -1,0 +1,140 @@
+"""The Markdown the flows publish as Prefect artifacts: a run's key metrics, the ReZero-versus-baseline
+table, and links into the MLflow UI. Reads only what the stages wrote (metrics/*.json, checkpoints/run.json).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from rezero.errors import PipelineError
+
+RUN_FILE = Path("checkpoints/run.json")  # written by the train stage (rezero.training.RUN_FILE)
+EVALUATE_METRICS = Path("metrics/evaluate.json")
+HEADLINE = [  # the paper's comparison: which variant, how long, peak and final accuracy, overfitting
+    "train/variant",
+    "train/profile",
+    "train/steps",
+    "evaluate/best_accuracy",
+    "evaluate/best_step",
+    "evaluate/final_accuracy",
+    "evaluate/final_step",
+    "evaluate/overfitting",
+    "evaluate/base_accuracy",
+]
+
+
+@dataclass
+class MlflowRun:
+    """Where a training's MLflow run lives; `ui_url` is empty for a store without a server (sqlite)."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+
+    @property
+    def ui_url(self) -> str:
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return ""
+        return f"{self.tracking_uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
+    def markdown(self) -> str:
+        if self.ui_url:
+            return f"[{self.run_id[:8]}]({self.ui_url})"
+        return (
+            f"`{self.run_id}` in `{self.tracking_uri}` (`mlflow ui --backend-store-uri {self.tracking_uri}`)"
+        )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise PipelineError(f"{path}: not found; the stage that writes it did not run (see the flow's logs).")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def find_mlflow_run(project: Path) -> MlflowRun:
+    """The training's MLflow run (from checkpoints/run.json) and its experiment; asks the tracking store."""
+    from mlflow.tracking import MlflowClient
+
+    run = read_json(project / RUN_FILE)
+    uri = run["tracking_uri"]
+    experiment_id = MlflowClient(uri).get_run(run["mlflow_run_id"]).info.experiment_id
+    return MlflowRun(run_id=run["mlflow_run_id"], experiment_id=experiment_id, tracking_uri=uri)
+
+
+def scalar_metrics(project: Path) -> dict[str, Any]:
+    """Every scalar of metrics/*.json as `<file stem>/<key>` (accuracy_by_step and other maps left out)."""
+    found = {}
+    for path in sorted((project / "metrics").glob("*.json")):
+        for key, value in read_json(path).items():
+            if isinstance(value, int | float | str | bool):
+                found[f"{path.stem}/{key}"] = value
+    return found
+
+
+def fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def pipeline_report(metrics: Mapping[str, Any], run: MlflowRun, overrides: Mapping[str, Any]) -> str:
+    """The headline metrics first (HEADLINE, those present), then every other scalar of metrics/*.json."""
+    headline = [key for key in HEADLINE if key in metrics]
+    lines = [
+        "# ReZero pipeline run",
+        "",
+        f"MLflow run: {run.markdown()}",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [f"| **{key}** | **{fmt(metrics[key])}** |" for key in headline]
+    lines += [f"| {key} | {fmt(value)} |" for key, value in metrics.items() if key not in headline]
+    lines += ["", "Parameters set by this run (params.yaml):", ""]
+    lines += [f"- `{key}` = `{value}`" for key, value in overrides.items()] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def experiment_row(project: Path, variant: str, experiment: str, run: MlflowRun) -> dict[str, Any]:
+    """One variant's line of the comparison, from the workspace right after its `dvc exp run`."""
+    metrics = read_json(project / EVALUATE_METRICS)
+    return {
+        "variant": variant,
+        "experiment": experiment,
+        "best_accuracy": metrics["best_accuracy"],
+        "best_step": metrics["best_step"],
+        "final_accuracy": metrics["final_accuracy"],
+        "final_step": metrics["final_step"],
+        "overfitting": metrics["overfitting"],
+        "base_accuracy": metrics["base_accuracy"],
+        "mlflow": run.markdown(),
+        "run_id": run.run_id,
+        "experiment_id": run.experiment_id,
+        "tracking_uri": run.tracking_uri,
+    }
+
+
+def comparison_report(rows: list[dict[str, Any]]) -> str:
+    """The paper's headline table: peak accuracy, its step, final accuracy, overfitting, per variant."""
+    lines = [
+        "# ReZero vs. no-retry baseline",
+        "",
+        "| variant | DVC experiment | peak accuracy | peak step | final accuracy | final step | overfitting "
+        "| base accuracy | MLflow run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    keys = ["variant", "experiment", "best_accuracy", "best_step", "final_accuracy", "final_step"]
+    keys += ["overfitting", "base_accuracy", "mlflow"]
+    lines += ["| " + " | ".join(fmt(row[k]) for k in keys) + " |" for row in rows]
+    uri = rows[0]["tracking_uri"] if rows else ""
+    if uri.startswith(("http://", "https://")):
+        runs = quote(json.dumps([row["run_id"] for row in rows], separators=(",", ":")))
+        experiments = quote(json.dumps(sorted({row["experiment_id"] for row in rows}), separators=(",", ":")))
+        link = f"{uri.rstrip('/')}/#/compare-runs?runs={runs}&experiments={experiments}"
+        lines += ["", f"[Compare the runs in MLflow]({link})"]
+    names = " ".join(row["experiment"] for row in rows)
+    lines += ["", f"In DVC: `dvc exp show --only-changed` or `dvc exp diff {names}`."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,245 @@
+"""The Prefect flows over DVC: parameters into params.yaml, one task per stage, failures and stopped servers
+reported clearly, the pipeline and the comparison end to end on a tiny configuration, the deployments."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from rezero import flows_support
+from rezero.errors import PipelineError
+from tests.conftest import PROJECT_ROOT
+from tests.services.conftest import TINY, api, copy_project, free_port
+
+pytestmark = pytest.mark.services
+
+PARAMS = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+
+
+class TestResolveOverrides:
+    def test_variant_sets_the_retry_weight(self):
+        assert flows_support.resolve_overrides(PARAMS, None, "no_retry", None, None) == {
+            "rewards.weights.retry": 0.0
+        }
+        assert flows_support.resolve_overrides(PARAMS, None, "rezero", None, None) == {
+            "rewards.weights.retry": 1.0  # the paper's weight
+        }
+
+    def test_a_key_the_profile_sets_is_set_in_the_profile_too(self):
+        resolved = flows_support.resolve_overrides(PARAMS, "paper", None, 50, {"evaluate.samples": 4})
+        assert resolved["train.max_steps"] == resolved["profiles.paper.train.max_steps"] == 50
+        assert "profiles.paper.evaluate.samples" not in resolved  # the paper profile leaves it alone
+
+    @pytest.mark.parametrize(
+        ("overrides", "message"),
+        [
+            ({"train.max_stpes": 2}, "train has no key 'max_stpes'"),
+            ({"nonsense.key": 1}, "expected <section>.<key>"),
+            ({"rewards.weights.retry": 0.5}, "contradicts the flow's parameters"),
+        ],
+    )
+    def test_bad_overrides_are_rejected_with_the_key(self, overrides, message):
+        with pytest.raises(PipelineError, match=message):
+            flows_support.resolve_overrides(PARAMS, None, "no_retry", None, overrides)
+
+    def test_an_unknown_profile_is_rejected(self):
+        with pytest.raises(PipelineError, match="profile 'gpu' is not defined"):
+            flows_support.resolve_overrides(PARAMS, "gpu", None, None, None)
+
+
+def test_write_params_changes_only_the_values(tmp_path: Path):
+    path = tmp_path / "params.yaml"
+    original = (PROJECT_ROOT / "params.yaml").read_text()
+    path.write_text(original)
+    flows_support.write_params(path, {"train.max_steps": 3, "agent.result_chars": None})
+    changed = [
+        (a, b) for a, b in zip(original.splitlines(), path.read_text().splitlines(), strict=True) if a != b
+    ]
+    assert [b.split("#")[0].strip() for _, b in changed] == ["result_chars: null", "max_steps: 3"]
+
+
+def test_set_param_args_use_hydra_syntax_and_add_missing_keys():
+    args = flows_support.set_param_args(
+        PARAMS, {"train.max_steps": 2, "index.new_key": "x", "agent.result_chars": None}
+    )
+    assert args == ["-S", "train.max_steps=2", "-S", '++index.new_key="x"', "-S", "agent.result_chars=null"]
+
+
+@pytest.mark.parametrize(
+    ("message", "transient"),
+    [
+        ("ERROR: Unable to acquire lock. Most likely another DVC process is running", True),
+        ("MLflow server at http://127.0.0.1:5000 is unreachable (Connection refused)", True),
+        ("train: error: params.yaml: train: max_steps and save_steps must be >= 1.", False),
+    ],
+)
+def test_only_lock_and_service_failures_are_retried(message, transient):
+    assert flows_support.is_transient(None, None, SimpleNamespace(message=message)) is transient
+
+
+@pytest.fixture
+def scratch_project(tmp_path: Path, mission_report: Path) -> Path:
+    return copy_project(tmp_path, TINY)
+
+
+def test_a_failing_stage_fails_the_flow_with_the_stage_error(scratch_project: Path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.pipeline import pipeline
+
+    with prefect_test_harness():
+        state = pipeline(
+            variant=None,
+            overrides={"chunk.chunk_size": 0},
+            project_dir=str(scratch_project),
+            return_state=True,
+        )
+        APILogHandler().flush()  # send the buffered logs before reading them back
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+            )
+            task_runs = client.read_task_runs()
+    assert state.is_failed()
+    assert "dvc repro --single-item chunk" in state.message
+    assert "chunk_size must be a positive number" in state.message
+    assert any("chunk_size must be a positive number" in log.message for log in logs)
+    runs = {run.name: run for run in task_runs}
+    assert runs["dvc repro ingest"].state.is_completed()
+    assert runs["dvc repro chunk"].run_count == 1  # a stage's own error is not retried
+    assert "dvc repro index" not in runs  # stages after the failure do not start
+
+
+def test_a_stopped_mlflow_server_is_named_with_the_command_that_starts_it(scratch_project: Path, monkeypatch):
+    from prefect.testing.utilities import prefect_test_harness
+
+    import flows.pipeline as module
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    quick = flows_support.check_mlflow_server.with_options(retries=0)  # the flow retries it for 35 s
+    monkeypatch.setattr(flows_support, "check_mlflow_server", quick)
+    with prefect_test_harness():
+        state = module.pipeline(project_dir=str(scratch_project), return_state=True)
+    assert state.is_failed()
+    assert f"MLflow server at {url} is unreachable" in state.message
+    assert "bash infra/services.sh start" in state.message
+    assert not (scratch_project / "data" / "ingest" / "document.txt").exists()  # no stage ran
+
+
+def test_a_stopped_prefect_server_is_named_with_the_command_that_starts_it(scratch_project: Path):
+    url = f"http://127.0.0.1:{free_port()}/api"
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "flows" / "pipeline.py"), "--project-dir", str(scratch_project)],
+        env={**os.environ, "PREFECT_API_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"Prefect server at {url} is unreachable" in result.stderr
+    assert "bash infra/services.sh start" in result.stderr
+
+
+def test_services_status_names_the_urls(services):
+    status = services.script("status").stdout
+    assert "prefect-server: healthy" in status and services.prefect_url in status
+    assert "mlflow-server: healthy" in status and services.mlflow_url in status
+    assert "prefect-worker: healthy" in status
+
+
+def test_deployments_are_registered_with_cron_schedules(deployments):
+    by_name = {d["name"]: d for d in deployments}
+    assert set(by_name) >= {"nightly", "weekly"}
+    for name in ("nightly", "weekly"):
+        assert by_name[name]["work_pool_name"] == "rezero-local"
+        assert by_name[name]["schedules"][0]["schedule"]["cron"]
+        assert by_name[name]["schedules"][0]["active"]
+    assert by_name["nightly"]["parameters"]["variant"] == "rezero"
+
+
+@pytest.mark.slow
+def test_pipeline_flow_runs_every_stage_and_publishes_metrics(pipeline_run, flow_project: Path, services):
+    state = pipeline_run["state"]
+    print(f"pipeline flow: {pipeline_run['seconds']:.0f} s")
+    assert state.is_completed(), state.message
+    metrics = state.result()
+    assert metrics["train/variant"] == "rezero"
+    assert metrics["train/steps"] == TINY["train.max_steps"]
+    assert metrics["evaluate/questions"] == TINY["evaluate.max_questions"]
+    (artifact,) = pipeline_run["artifacts"]
+    assert "evaluate/best_accuracy" in artifact.data
+    assert f"{services.mlflow_url}/#/experiments/" in artifact.data  # the link to the MLflow run
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status"], cwd=flow_project, capture_output=True, text=True, check=True
+    )
+    assert "up to date" in status.stdout  # every stage ran and dvc.lock records it
+
+
+@pytest.mark.slow
+def test_comparison_flow_leaves_two_runs_in_one_mlflow_experiment(comparison, services):
+    flow_run = comparison["flow_run"]
+    print(f"comparison flow (through the deployment): {comparison['seconds']:.0f} s")
+    assert flow_run and flow_run["state"]["type"] == "COMPLETED", comparison["cli"].stdout[-3000:]
+    (artifact,) = api(
+        f"{services.prefect_url}/api/artifacts/filter",
+        {"artifacts": {"key": {"any_": ["rezero-comparison"]}, "flow_run_id": {"any_": [flow_run["id"]]}}},
+    )
+    for column in (
+        "peak accuracy",
+        "peak step",
+        "final accuracy",
+        "overfitting",
+        "svc-rezero",
+        "svc-no_retry",
+    ):
+        assert column in artifact["data"]
+    runs = api(
+        f"{services.mlflow_url}/api/2.0/mlflow/runs/search",
+        {"experiment_ids": [e["experiment_id"] for e in experiments(services)], "max_results": 50},
+    )["runs"]
+    variants = {}
+    for run in runs:
+        tags = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+        variants[tags.get("variant")] = run["info"]["experiment_id"]
+    assert set(variants) == {"rezero", "no_retry"}
+    assert len(set(variants.values())) == 1  # one MLflow experiment
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "list", "--name-only"],
+        cwd=services.project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert {"svc-rezero", "svc-no_retry"} <= set(listed)
+
+
+def experiments(services) -> list[dict]:
+    found = api(f"{services.mlflow_url}/api/2.0/mlflow/experiments/search", {"max_results": 100})
+    return [e for e in found["experiments"] if e["name"] != "Default"]
+
+
+@pytest.mark.slow
+def test_a_triggered_deployment_run_completes_from_dvc_cache(nightly_run, services):
+    flow_run = nightly_run["flow_run"]
+    print(f"pipeline deployment run (all stages cached): {nightly_run['seconds']:.0f} s")
+    assert flow_run and flow_run["state"]["type"] == "COMPLETED", nightly_run["cli"].stdout[-3000:]
+    logs = api(
+        f"{services.prefect_url}/api/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}}
+    )
+    skipped = [log["message"] for log in logs if "didn't change, skipping" in log["message"]]
+    assert len(skipped) == 6  # every stage, streamed from DVC into the run's logs
+    (artifact,) = api(
+        f"{services.prefect_url}/api/artifacts/filter",
+        {"artifacts": {"key": {"any_": ["rezero-pipeline"]}, "flow_run_id": {"any_": [flow_run["id"]]}}},
+    )
+    assert "| **train/variant** | **no_retry** |" in artifact["data"]
