@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +47,49 @@ def mission_chunks(mission_report: Path) -> list[dict]:
     from rezero.chunking import chunk_document
 
     return chunk_document(mission_report.read_text(encoding="utf-8"), "markdown", 1000, 0)
+
+
+GIT_TEST_IDENTITY = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+# Stage outputs and local stores in the checkout are not copied: the copy's DVC must make its own.
+NOT_COPIED = {
+    "checkpoints",
+    "models",
+    "evaluation",
+    "data",
+    "metrics",
+    "mlartifacts",
+    "mlruns.db",
+    "infra/run",
+}
+
+
+def copy_project(target: Path, params: dict[str, Any] | None = None) -> Path:
+    """The project's files (tracked ones, and new ones outside stage outputs) in target/main with
+    target/shared beside it, `params` written into params.yaml, committed: what `dvc exp run` needs."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    tracked = set(
+        subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.split()
+    )
+    project = target / "main"
+    for name in listed:
+        untracked_output = name not in tracked and any(
+            name == d or name.startswith(f"{d}/") for d in NOT_COPIED
+        )
+        if (PROJECT_ROOT / name).is_file() and not untracked_output:
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / name, project / name)
+    (target / "shared").symlink_to(SHARED_DATA.parent)
+    if params:
+        from rezero.flows_support import write_params
+
+        write_params(project / "params.yaml", params)
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run([*GIT_TEST_IDENTITY, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*GIT_TEST_IDENTITY, "commit", "-qm", "copy"], cwd=project, check=True)
+    return project

@@ -3,38 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, SHARED_DATA
-
-
-def copy_project(target: Path) -> Path:
-    """Copy the project's files (tracked and new, not ignored) into target/main, link target/shared, and
-    make it a git repository with one commit, as DVC experiments require."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    project = target / "main"
-    for name in files:
-        source = PROJECT_ROOT / name
-        if source.is_file():
-            (project / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, project / name)
-    (target / "shared").symlink_to(SHARED_DATA.parent)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
-    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
-    subprocess.run([*git, "commit", "-qm", "copy"], cwd=project, check=True)
-    return project
+from tests.conftest import copy_project
 
 
 def set_params(project: Path, overrides: dict[str, object]) -> None:

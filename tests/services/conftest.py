@@ -24,8 +24,7 @@ from unittest import mock
 
 import pytest
 
-from rezero.flows_support import write_params
-from tests.conftest import PROJECT_ROOT, SHARED_DATA
+from tests.conftest import PROJECT_ROOT, copy_project
 
 # The smallest run that still trains and evaluates the real 135M model: 2 steps, a checkpoint each, 2
 # rollouts of 2 turns of 16 tokens, 2 test questions. Each train or evaluate takes 1-3 minutes on 2 cores.
@@ -39,48 +38,7 @@ TINY = {
     "agent.result_chars": 100,
     "evaluate.max_questions": 2,
 }
-# Stage outputs and local stores in the checkout are not copied: the copy's DVC must make its own.
-NOT_COPIED = {
-    "checkpoints",
-    "models",
-    "evaluation",
-    "data",
-    "metrics",
-    "mlartifacts",
-    "mlruns.db",
-    "infra/run",
-}
 OUTPUTS = PROJECT_ROOT / "test-outputs" / "services"
-GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
-
-
-def copy_project(target: Path, params: dict[str, Any]) -> Path:
-    """The project's files (tracked ones, and new ones outside stage outputs) in target/main with
-    target/shared beside it, `params` written into params.yaml, committed: what `dvc exp run` needs."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    tracked = set(
-        subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.split()
-    )
-    project = target / "main"
-    for name in listed:
-        untracked_output = name not in tracked and any(
-            name == d or name.startswith(f"{d}/") for d in NOT_COPIED
-        )
-        if (PROJECT_ROOT / name).is_file() and not untracked_output:
-            (project / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_ROOT / name, project / name)
-    (target / "shared").symlink_to(SHARED_DATA.parent)
-    write_params(project / "params.yaml", params)
-    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=project, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "copy"], cwd=project, check=True)
-    return project
 
 
 def free_port() -> int:
