@@ -28,16 +28,21 @@ def model_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rezero" / "models"
 
 
+def package_path(spec: str, what: str = "model") -> Path:
+    """The path a `pkg://<package>/<path>` spec names inside an installed package (not imported)."""
+    package, _, inner = spec[len(PACKAGE_SCHEME) :].partition("/")
+    found = importlib.util.find_spec(package)  # locates the package without importing it
+    if found is None or not found.submodule_search_locations:
+        raise PipelineError(
+            f"{what} {spec}: Python package {package!r} is not installed. Run `bash infra/setup.sh`."
+        )
+    return Path(found.submodule_search_locations[0]) / inner
+
+
 def resolve_gguf(spec: str) -> Path | None:
     """The GGUF file a model spec names (`pkg://package/file.gguf` or a path ending in .gguf), else None."""
     if spec.startswith(PACKAGE_SCHEME):
-        package, _, filename = spec[len(PACKAGE_SCHEME) :].partition("/")
-        found = importlib.util.find_spec(package)  # locates the package without importing it
-        if found is None or not found.submodule_search_locations:
-            raise PipelineError(
-                f"model {spec}: Python package {package!r} is not installed. Run `bash infra/setup.sh`."
-            )
-        path = Path(found.submodule_search_locations[0]) / filename
+        path = package_path(spec)
     elif spec.endswith(".gguf"):
         path = Path(spec)
     else:

@@ -6,22 +6,19 @@ Dense and hybrid modes are this project's additions (issue 5); the paper searche
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rezero.errors import PipelineError
+from rezero.models import PACKAGE_SCHEME, package_path
 from rezero.retrieval.base import Hit
 
 log = logging.getLogger(__name__)
-
-PACKAGE_SCHEME = "pkg://"  # pkg://<python package>/<folder>: a model folder shipped inside a package
 
 
 def has_words(query: str) -> bool:
@@ -34,13 +31,7 @@ def resolve_model(spec: str) -> str:
     """A folder or model name sentence-transformers can load: `pkg://package/folder` becomes a path."""
     if not spec.startswith(PACKAGE_SCHEME):
         return spec
-    package, _, folder = spec[len(PACKAGE_SCHEME) :].partition("/")
-    found = importlib.util.find_spec(package)  # locates the package without importing it
-    if found is None or not found.submodule_search_locations:
-        raise PipelineError(
-            f"embedding model {spec}: Python package {package!r} is not installed. Run `bash infra/setup.sh`."
-        )
-    path = Path(found.submodule_search_locations[0]) / folder
+    path = package_path(spec, "embedding model")
     if not (path / "config.json").is_file():
         raise PipelineError(f"embedding model {spec}: no model folder (config.json) at {path}.")
     return str(path)
