@@ -174,16 +174,23 @@ def run_episodes(
     temperature: float = 1.0,
     greedy: bool = False,
 ) -> list[Trajectory]:
-    """Run one episode per question, batching every active episode's turn into one `generate` call."""
+    """Run one episode per question, batching every active episode's turn into one `generate` call.
+
+    The batch keeps its KV cache from turn to turn, so each token is encoded once: a turn feeds only the
+    ids added since the last one (the injected results), instead of the whole conversation again.
+    """
     template = ChatTemplate(tokenizer)
     trajectories = [Trajectory(question=q, prompt_ids=template.prompt_ids(q)) for q in questions]
+    batch = CachedBatch(rows=[CachedRow() for _ in trajectories])
+    active = list(trajectories)
     for _ in range(env.params.max_turns):
-        active = [t for t in trajectories if not t.done]
-        if not active:
-            break
-        new_tokens = generate_turns(model, tokenizer, template, active, env.params, temperature, greedy)
+        new_tokens = generate_turns(model, template, active, batch, env.params, temperature, greedy)
         for trajectory, tokens in zip(active, new_tokens, strict=True):
             take_turn(trajectory, tokens, template, env)
+        batch.keep([not t.done for t in active])
+        active = [t for t in active if not t.done]
+        if not active:
+            break
     for trajectory in trajectories:
         if not trajectory.done:
             trajectory.stop_reason = "max_turns"
@@ -191,11 +198,46 @@ def run_episodes(
     return trajectories
 
 
+@dataclass
+class CachedRow:
+    """One episode's row of the batch as the KV cache holds it. Rows stay aligned by padding (mask 0)
+    wherever one has fewer new ids than another; `synced` counts the episode's ids already in the row."""
+
+    ids: list[int] = field(default_factory=list)
+    mask: list[int] = field(default_factory=list)
+    synced: int = 0
+
+
+@dataclass
+class CachedBatch:
+    rows: list[CachedRow]
+    cache: Any = None  # transformers' DynamicCache of every row, all but each row's last id
+
+    def append(self, pending: list[list[int]], pad: int) -> None:
+        """Add each row's new ids, padded in front to a common width."""
+        width = max(len(p) for p in pending)
+        for row, ids in zip(self.rows, pending, strict=True):
+            row.ids += [pad] * (width - len(ids)) + ids
+            row.mask += [0] * (width - len(ids)) + [1] * len(ids)
+            row.synced += len(ids)
+
+    def keep(self, keep: list[bool]) -> None:
+        """Drop the rows of finished episodes, from the rows and from the cache."""
+        if all(keep):
+            return
+        indices = [i for i, k in enumerate(keep) if k]
+        self.rows = [self.rows[i] for i in indices]
+        if self.cache is not None and indices:
+            import torch
+
+            self.cache.batch_select_indices(torch.tensor(indices))
+
+
 def generate_turns(
     model: Any,
-    tokenizer: Any,
     template: ChatTemplate,
     active: list[Trajectory],
+    batch: CachedBatch,
     params: AgentParams,
     temperature: float,
     greedy: bool,
@@ -203,11 +245,11 @@ def generate_turns(
     """One model turn for each active episode; returns each row's new ids with padding removed."""
     import torch
 
-    rows = [t.prompt_ids + t.completion_ids for t in active]
-    width = max(len(r) for r in rows)
+    tokenizer = template.tokenizer
     pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-    attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    pending = [(t.prompt_ids + t.completion_ids)[r.synced :] for t, r in zip(active, batch.rows, strict=True)]
+    batch.append(pending, pad)
+    width = len(batch.rows[0].ids)
     budget = min(
         params.max_turn_tokens, max(params.max_trajectory_tokens - len(t.completion_ids) for t in active)
     )
@@ -218,16 +260,27 @@ def generate_turns(
     )
     with torch.no_grad():
         output = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention,
+            input_ids=torch.tensor([r.ids for r in batch.rows]),
+            attention_mask=torch.tensor([r.mask for r in batch.rows]),
+            past_key_values=batch.cache,
             max_new_tokens=max(1, budget),
             stop_strings=STOP_STRINGS,
             tokenizer=tokenizer,
             eos_token_id=template.end_of_turn_ids,
             pad_token_id=pad,
+            return_dict_in_generate=True,
             **sampling,
         )
-    return [cut_turn(ids, template, tokenizer) for ids in output[:, width:].tolist()]
+    batch.cache = output.past_key_values
+    turns = []
+    for row, generated in zip(batch.rows, output.sequences[:, width:].tolist(), strict=True):
+        own = cut_turn(generated, template, tokenizer)
+        # Everything generated stays in the cache; what follows the turn's end is masked from now on.
+        row.ids += generated
+        row.mask += [1] * len(own) + [0] * (len(generated) - len(own))
+        row.synced += len(own)
+        turns.append(own)
+    return turns
 
 
 def cut_turn(ids: list[int], template: ChatTemplate, tokenizer: Any) -> list[int]:

@@ -181,8 +181,8 @@ class TrainParams:
         "Llama-3.2-3B-Instruct).",
     )
     dtype: str = knob("float32", "Weights dtype: float32 (CPU; bf16 was slower there) or bfloat16 (GPU).")
-    max_steps: int = knob(20, "GRPO steps (paper: 1000).")
-    save_steps: int = knob(5, "Save a checkpoint every N steps (paper: 50).")
+    max_steps: int = knob(16, "GRPO steps (paper: 1000).")
+    save_steps: int = knob(4, "Save a checkpoint every N steps (paper: 50).")
     questions_per_step: int = knob(1, "Questions per step, each rolled out num_generations times (paper: 1).")
     num_generations: int = knob(4, "Rollouts per question (paper: 6).")
     temperature: float = knob(0.7, "Sampling temperature of rollouts (paper: 0.9).")

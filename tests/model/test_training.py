@@ -56,14 +56,19 @@ def test_lora_weights_move_and_base_weights_do_not(trained):
     adapter = load_file(str(trained["root"] / "checkpoints/checkpoint-2/adapter_model.safetensors"))
     lora_b = [t for name, t in adapter.items() if "lora_B" in name]
     assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # B starts at zero: it moved
-    # The base weights under the adapter are the base model's (nothing but the adapter is saved or trained).
+    # Inference merges the adapter: base weight + (alpha / r) · B·A; training left the base weights alone.
     base = load_model(trained["setup"].train.model)
-    merged = load_model(trained["setup"].train.model, adapter=trained["root"] / "checkpoints/checkpoint-2")
-    name = "model.layers.0.self_attn.q_proj.weight"
-    peft_base = dict(merged.named_parameters())[
-        f"base_model.model.{name.replace('.weight', '.base_layer.weight')}"
-    ]
-    assert torch.equal(peft_base, dict(base.named_parameters())[name])
+    checkpoint = trained["root"] / "checkpoints/checkpoint-2"
+    merged = load_model(trained["setup"].train.model, adapter=checkpoint)
+    config = json.loads((checkpoint / "adapter_config.json").read_text())
+    layer = "model.layers.0.self_attn.q_proj"
+    (lora_a,) = [t for name, t in adapter.items() if f"{layer}.lora_A" in name]
+    (lora_b,) = [t for name, t in adapter.items() if f"{layer}.lora_B" in name]
+    base_weight = dict(base.named_parameters())[f"{layer}.weight"]
+    expected = base_weight + config["lora_alpha"] / config["r"] * (lora_b @ lora_a)
+    merged_weight = dict(merged.named_parameters())[f"{layer}.weight"]
+    assert torch.allclose(merged_weight, expected, atol=1e-6)
+    assert not torch.equal(merged_weight, base_weight)
 
 
 def test_interrupted_training_resumes_from_its_last_checkpoint(trained, index_dir, tmp_path):
