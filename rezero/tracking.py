@@ -136,8 +136,9 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], step: int) -> None:
 
 
 def register_adapter(run_id: str, adapter_dir: Path, model_name: str, alias: str, step: int) -> str:
-    """Log the adapter folder to the run, register it as a new version of `model_name` and point `alias`
-    at it; returns the version. The adapter is a PEFT folder (load it with `rezero ask --checkpoint`)."""
+    """Log the adapter folder to the run, register it as a new version of `model_name` and point the run's
+    variant alias at it (`best` for ReZero, `best-no_retry` for the baseline, so evaluating one never moves
+    the other's); returns the version. The adapter is a PEFT folder (`rezero ask --checkpoint`)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -145,7 +146,15 @@ def register_adapter(run_id: str, adapter_dir: Path, model_name: str, alias: str
     client.log_artifacts(run_id, str(adapter_dir), artifact_path="best_adapter")
     with contextlib.suppress(MlflowException):  # already registered: add a version
         client.create_registered_model(model_name)
-    source = f"{client.get_run(run_id).info.artifact_uri}/best_adapter"
-    version = client.create_model_version(model_name, source, run_id=run_id, tags={"step": str(step)})
-    client.set_registered_model_alias(model_name, alias, version.version)
+    run = client.get_run(run_id)
+    version = client.create_model_version(
+        model_name, f"{run.info.artifact_uri}/best_adapter", run_id=run_id, tags={"step": str(step)}
+    )
+    client.set_registered_model_alias(
+        model_name, variant_alias(alias, run.data.tags.get("variant")), version.version
+    )
     return str(version.version)
+
+
+def variant_alias(alias: str, variant: str | None) -> str:
+    return alias if variant in (None, "rezero") else f"{alias}-{variant}"
