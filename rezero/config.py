@@ -260,7 +260,9 @@ class EvaluateParams:
 class TrackingParams:
     experiment: str = knob("rezero", "MLflow experiment. The tracking URI comes from MLFLOW_TRACKING_URI.")
     registered_model: str = knob("rezero-searcher", "MLflow registered model for the best adapter.")
-    alias: str = knob("best", "Registry alias set on the best checkpoint's version.")
+    alias: str = knob(
+        "best", "Registry alias of the best checkpoint's version; other variants get best-<variant>."
+    )
 
 
 SECTIONS: dict[str, type] = {
