@@ -201,11 +201,20 @@ def run_episodes(
 @dataclass
 class CachedRow:
     """One episode's row of the batch as the KV cache holds it. Rows stay aligned by padding (mask 0)
-    wherever one has fewer new ids than another; `synced` counts the episode's ids already in the row."""
+    wherever one has fewer new ids than another; the unmasked ids are the episode's, in order."""
 
     ids: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
-    synced: int = 0
+
+    def extend(self, ids: list[int], own: int) -> None:
+        """Append `ids`, of which the first `own` are the episode's and the rest are masked."""
+        self.ids += ids
+        self.mask += [1] * own + [0] * (len(ids) - own)
+
+    @property
+    def synced(self) -> int:
+        """How many of the episode's ids the row already holds."""
+        return sum(self.mask)
 
 
 @dataclass
@@ -217,9 +226,8 @@ class CachedBatch:
         """Add each row's new ids, padded in front to a common width."""
         width = max(len(p) for p in pending)
         for row, ids in zip(self.rows, pending, strict=True):
-            row.ids += [pad] * (width - len(ids)) + ids
-            row.mask += [0] * (width - len(ids)) + [1] * len(ids)
-            row.synced += len(ids)
+            row.extend([pad] * (width - len(ids)), own=0)
+            row.extend(ids, own=len(ids))
 
     def keep(self, keep: list[bool]) -> None:
         """Drop the rows of finished episodes, from the rows and from the cache."""
@@ -276,9 +284,7 @@ def generate_turns(
     for row, generated in zip(batch.rows, output.sequences[:, width:].tolist(), strict=True):
         own = cut_turn(generated, template, tokenizer)
         # Everything generated stays in the cache; what follows the turn's end is masked from now on.
-        row.ids += generated
-        row.mask += [1] * len(own) + [0] * (len(generated) - len(own))
-        row.synced += len(own)
+        row.extend(generated, own=len(own))
         turns.append(own)
     return turns
 
