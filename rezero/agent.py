@@ -27,8 +27,10 @@ SYSTEM_PROMPT = (
     "with <search>query</search> or answer with <answer>short answer</answer>. If the results do not answer "
     "the question, search again with another query."
 )
-# One worked episode, as real chat turns, showing a failed search and a retry. SmolLM2-135M followed the
-# protocol in 9 of 24 sampled turns with it (temperature 0.7) and in 0 of 16 with instructions alone.
+# One worked episode, as real chat turns, showing a failed search and a retry (`agent.worked_example`). Raw
+# SmolLM2-135M followed the protocol in 9 of 24 sampled turns with it (temperature 0.7) and in 0 of 16 with
+# instructions alone, but it also copies the example's query for every question; with a warm start
+# (rezero/warmstart.py) the prompt has no example, like the paper's.
 DEMONSTRATION = [
     {"role": "user", "content": "What color was the heat shield?"},
     {
@@ -48,6 +50,8 @@ DEMONSTRATION = [
     },
 ]
 STOP_STRINGS = ["</search>", "</answer>"]
+# Appended to the results before the last allowed turn, so an episode never ends on a search it cannot run.
+LAST_TURN_NOTE = "\nNo searches left: answer now with <answer>short answer</answer>."
 
 
 @dataclass
@@ -82,22 +86,21 @@ class Trajectory:
         return messages
 
 
-def prompt_messages(question: str) -> list[dict[str, str]]:
+def prompt_messages(question: str, worked_example: bool = False) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        *DEMONSTRATION,
+        *(DEMONSTRATION if worked_example else []),
         {"role": "user", "content": question},
     ]
 
 
-def format_information(hits: Sequence[Hit], result_chars: int | None) -> str:
-    """The paper's result block; `result_chars` shortens each passage (CPU profile)."""
+def format_information(hits: Sequence[Hit]) -> str:
+    """The paper's result block: each hit's window when the search made one (`agent.result_chars`), else
+    its whole chunk."""
     if not hits:
         return "<information>No results found.</information>"
-    results = [
-        f"Result {i}:\n{hit.text[:result_chars] if result_chars else hit.text}"
-        for i, hit in enumerate(hits, 1)
-    ]
+    shown = [hit.shown for hit in hits]
+    results = [f"Result {i}:\n{text}" for i, text in enumerate(shown, 1)]
     return "<information>" + "\n------\n".join(results) + "</information>"
 
 
@@ -110,11 +113,12 @@ class SearchEnvironment:
         self._rng = random.Random(seed)
 
     def search(self, query: str) -> list[Hit]:
-        k = self.params.top_k
+        # Each hit comes with the engine's window around its best-matching passage (None: whole chunks).
+        k, chars = self.params.top_k, self.params.result_chars
         if self.params.noise_share <= 0:
-            return self.retriever.search(query, k)
+            return self.retriever.search(query, k, snippet_chars=chars)
         # Noise: fill a share of the k slots with the best-ranked distractors instead of originals.
-        pool = self.retriever.search(query, k * 4)
+        pool = self.retriever.search(query, k * 4, snippet_chars=chars)
         originals = [h for h in pool if h.original]
         distractors = [h for h in pool if not h.original]
         hits = []
@@ -127,12 +131,13 @@ class SearchEnvironment:
 class ChatTemplate:
     """Prompt ids and the injected segment for any chat template, found by rendering and diffing it."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, worked_example: bool = False) -> None:
         self.tokenizer = tokenizer
+        self.worked_example = worked_example
         marker_a, marker_i = "\u0001A\u0001", "\u0001I\u0001"
         rendered = tokenizer.apply_chat_template(
             [
-                *prompt_messages("q"),
+                *prompt_messages("q", worked_example),
                 {"role": "assistant", "content": marker_a},
                 {"role": "user", "content": marker_i},
             ],
@@ -146,7 +151,7 @@ class ChatTemplate:
 
     def prompt_ids(self, question: str) -> list[int]:
         text = self.tokenizer.apply_chat_template(
-            prompt_messages(question), tokenize=False, add_generation_prompt=True
+            prompt_messages(question, self.worked_example), tokenize=False, add_generation_prompt=True
         )
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -179,7 +184,7 @@ def run_episodes(
     The batch keeps its KV cache from turn to turn, so each token is encoded once: a turn feeds only the
     ids added since the last one (the injected results), instead of the whole conversation again.
     """
-    template = ChatTemplate(tokenizer)
+    template = ChatTemplate(tokenizer, env.params.worked_example)
     trajectories = [Trajectory(question=q, prompt_ids=template.prompt_ids(q)) for q in questions]
     batch = CachedBatch(rows=[CachedRow() for _ in trajectories])
     active = list(trajectories)
@@ -315,7 +320,9 @@ def take_turn(
         return
     query = searches[-1]
     hits = env.search(query)
-    information = format_information(hits, env.params.result_chars)
+    information = format_information(hits)
+    if len(trajectory.turns) == env.params.max_turns - 1:  # the next turn is the last one allowed
+        information += LAST_TURN_NOTE
     closed = bool(tokens) and tokens[-1] in template.end_of_turn_ids
     injected = template.injection_ids(information, model_closed_turn=closed)
     if len(trajectory.completion_ids) + len(injected) >= env.params.max_trajectory_tokens:
@@ -323,7 +330,7 @@ def take_turn(
         return
     trajectory.queries.append(query)
     trajectory.retrieved.append(
-        [{"chunk_id": h.chunk_id, "text": h.text, "original": h.original} for h in hits]
+        [{"chunk_id": h.chunk_id, "text": h.text, "shown": h.shown, "original": h.original} for h in hits]
     )
     trajectory.information.append(information)
     trajectory.completion_ids += injected

@@ -125,9 +125,29 @@ class IndexParams:
             )
 
 
+GENERATORS = ("published", "offline", "openai")
+
+
 @dataclass
 class SynthesizeParams:
-    generator: str = knob("offline", "QA generator: 'offline' (rule-based, no model) or 'openai'.")
+    generator: str = knob(
+        "published",
+        "QA generator: 'published' (a QA file someone wrote, by default the paper's 318 pairs), "
+        "'offline' (rule-based, no model) or 'openai' (an LLM endpoint) for your own documents.",
+    )
+    published_source: str = knob(
+        "https://raw.githubusercontent.com/menloresearch/ReZero/main/data/questions.jsonl",
+        "'published': the JSONL of {question, answer, supporting_paragraphs} rows; a path or an http(s) URL.",
+    )
+    published_sha256: str | None = knob(
+        "0a42a15b717b787726800542b337ead524e5bf356c81ecec08bddb910e361c21",
+        "'published': sha256 of the QA file (required for URLs; null skips the check for paths).",
+    )
+    published_local_copies: list[str] = knob(
+        ["../shared/data/questions.jsonl"],
+        "'published': local files tried before downloading the URL; used only if the sha256 matches.",
+    )
+    timeout_s: float = knob(30.0, "'published': download timeout in seconds.")
     pairs_per_chunk: int = knob(2, "Question/answer pairs requested per chunk (paper: 2).")
     temperature: float = knob(0.3, "Sampling temperature of the 'openai' generator (paper: 0.3).")
     openai_model: str = knob(
@@ -139,8 +159,8 @@ class SynthesizeParams:
     seed: int = knob(42, "Seed of the train/test split and of the offline generator (paper: 42).")
 
     def __post_init__(self) -> None:
-        if self.generator not in ("offline", "openai"):
-            raise ValueError(f"generator must be 'offline' or 'openai', got {self.generator!r}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
         if self.pairs_per_chunk < 1:
             raise ValueError(f"pairs_per_chunk must be >= 1, got {self.pairs_per_chunk}")
         if not 0 < self.test_fraction < 1:
@@ -156,10 +176,17 @@ class AgentParams:
         512, "Completion tokens per episode, model and injected together (paper: 4096)."
     )
     result_chars: int | None = knob(
-        None, "Show only the first N characters of each result (null: the whole chunk, as in the paper)."
+        None,
+        "Show each result as a window of N characters around the best-matching passage, made by the search "
+        "engine's highlighter (null: the whole chunk, as in the paper).",
     )
     noise_share: float = knob(
         0.0, "Share of result slots filled with distractors when the index has them (0: plain ranking)."
+    )
+    worked_example: bool = knob(
+        False,
+        "Put one worked episode (a failed search, a retry, an answer) in the prompt. Off with a warm start "
+        "(the paper's prompt has none); a raw small model needs it to use the tags at all.",
     )
 
     def __post_init__(self) -> None:
@@ -196,6 +223,21 @@ class TrainParams:
     lora_alpha: int = knob(16, "LoRA alpha (paper: 64).")
     lora_dropout: float = knob(0.0, "LoRA dropout.")
     lora_target_modules: list[str] = knob(PROJECTIONS, "Modules with LoRA adapters (paper: all projections).")
+    loss_type: str = knob(
+        "dapo",
+        "TRL's GRPO loss normalisation: 'grpo' (per sequence, the paper's), 'dapo' (per token over the "
+        "batch, TRL's default), 'dr_grpo', 'bnpo', ...",
+    )
+    scale_rewards: str = knob(
+        "group", "Advantage scaling: 'group' (divide by the group's std, the paper's), 'batch' or 'none'."
+    )
+    epsilon_high: float | None = knob(
+        None,
+        "Upper clip of the policy ratio (DAPO's clip-higher, e.g. 0.28); null = epsilon (0.2), the paper.",
+    )
+    mask_truncated_completions: bool = knob(
+        False, "Leave episodes that did not end on an end-of-turn token out of the loss (paper: no)."
+    )
     gradient_checkpointing: bool = knob(False, "Trade compute for memory (on for large models).")
     use_vllm: bool = knob(False, "Generate with vLLM (needs a GPU and the vllm package).")
     seed: int = knob(42, "Seed of the data order, sampling and LoRA init.")
@@ -209,6 +251,39 @@ class TrainParams:
             raise ValueError("max_steps and save_steps must be >= 1")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.scale_rewards not in ("group", "batch", "none"):
+            raise ValueError(f"scale_rewards must be 'group', 'batch' or 'none', got {self.scale_rewards!r}")
+
+
+@dataclass
+class WarmstartParams:
+    enabled: bool = knob(
+        True,
+        "Teach the protocol with supervised expert episodes before GRPO (not in the paper, whose 3B model "
+        "needed none). Off: GRPO starts from the raw model.",
+    )
+    episodes: int = knob(
+        96, "Expert episodes to train on, at most (each: one search, its real results, the gold answer)."
+    )
+    held_out: int = knob(
+        16, "Training questions kept out of the expert episodes, to measure how often the model answers."
+    )
+    min_episodes: int = knob(20, "Fail the stage when fewer usable expert episodes than this can be built.")
+    epochs: float = knob(3.0, "Passes over the expert episodes.")
+    learning_rate: float = knob(2e-4, "AdamW learning rate of the LoRA adapter.")
+    batch_size: int = knob(4, "Episodes per optimiser step.")
+    lr_scheduler: str = knob("cosine", "Learning-rate schedule.")
+    warmup_ratio: float = knob(0.1, "Share of steps warming up.")
+    seed: int = knob(42, "Seed of the episode choice, the think texts and the LoRA init.")
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "min_episodes", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.held_out < 0:
+            raise ValueError(f"held_out must be >= 0, got {self.held_out}")
+        if self.epochs <= 0 or self.learning_rate <= 0:
+            raise ValueError("epochs and learning_rate must be > 0")
 
 
 @dataclass
@@ -233,10 +308,27 @@ class RewardParams:
         "normalized", "Correctness judge: 'normalized' (deterministic) or 'llm' (REZERO_JUDGE_*)."
     )
     f1_threshold: float = knob(0.8, "The normalized judge also accepts token F1 >= this.")
+    max_answer_words: int = knob(
+        8,
+        "Both judges refuse an answer longer than max(this, max_answer_gold_ratio x the gold's words), in "
+        "words (articles not counted), so pasting a passage that contains the gold fails. Not in the paper.",
+    )
+    max_answer_gold_ratio: float = knob(
+        2.0, "Longer gold answers allow this many times their word count (>= 1, so each gold passes itself)."
+    )
 
     def __post_init__(self) -> None:
         if self.judge not in ("normalized", "llm"):
             raise ValueError(f"judge must be 'normalized' or 'llm', got {self.judge!r}")
+        if self.max_answer_words < 1:
+            raise ValueError(
+                f"max_answer_words must be >= 1 (a one-word answer must pass), got {self.max_answer_words}"
+            )
+        if not 1 <= self.max_answer_gold_ratio < float("inf"):  # NaN fails too
+            raise ValueError(
+                "max_answer_gold_ratio must be a finite number >= 1 (below 1 a long gold answer fails "
+                f"against itself), got {self.max_answer_gold_ratio}"
+            )
 
     @property
     def variant(self) -> str:
@@ -271,6 +363,7 @@ SECTIONS: dict[str, type] = {
     "index": IndexParams,
     "synthesize": SynthesizeParams,
     "agent": AgentParams,
+    "warmstart": WarmstartParams,
     "train": TrainParams,
     "rewards": RewardParams,
     "evaluate": EvaluateParams,

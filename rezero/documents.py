@@ -49,7 +49,9 @@ def ingest_document(params: IngestParams, base_dir: Path = Path(".")) -> Ingeste
     if is_url:
         if not expected_sha:
             raise PipelineError(f"URL source {source} is not pinned: set its sha256. {HOW_TO_POINT}")
-        data, read_from = _read_url_or_local_copy(source, expected_sha, params, base_dir)
+        data, read_from = read_pinned(
+            source, expected_sha, params.local_copies, params.timeout_s, base_dir, HOW_TO_POINT
+        )
     else:
         data, read_from = _read_path(base_dir / source), str(source)
     digest = sha256_hex(data)
@@ -80,23 +82,30 @@ def _read_path(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _read_url_or_local_copy(
-    url: str, expected_sha: str, params: IngestParams, base_dir: Path
+def read_pinned(
+    url: str,
+    expected_sha: str,
+    local_copies: list[str],
+    timeout_s: float,
+    base_dir: Path = Path("."),
+    how_to_fix: str = "",
 ) -> tuple[bytes, str]:
-    """A local copy with the pinned sha256 saves the download (and makes offline runs possible)."""
-    for copy in params.local_copies:
+    """The bytes of a sha256-pinned URL and where they were read from: a local copy with that sha256 first
+    (it saves the download and makes offline runs possible), else the URL. The caller checks the digest of
+    what was downloaded."""
+    for copy in local_copies:
         path = base_dir / copy
         if path.is_file() and sha256_hex(data := path.read_bytes()) == expected_sha.lower():
             log.info("using local copy %s of %s (sha256 matches)", path, url)
             return data, str(copy)
     try:
-        with urllib.request.urlopen(url, timeout=params.timeout_s) as response:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             return response.read(), url
     except (urllib.error.URLError, TimeoutError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise PipelineError(
             f"could not download {url} ({reason}) and no local copy with sha256 {expected_sha[:12]}… was "
-            f"found in {params.local_copies}. {HOW_TO_POINT}"
+            f"found in {local_copies}. {how_to_fix}".rstrip()
         ) from err
 
 

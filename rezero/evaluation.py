@@ -165,25 +165,37 @@ def evaluate_checkpoints(
     records: list[dict],
     reward_funcs: list,
     params: EvaluateParams,
-) -> tuple[dict[int, dict[str, float]], list[dict]]:
-    """The base model (step 0) and each checkpoint: metrics by step, and sample episodes."""
+    warmstart: Path | None = None,
+) -> tuple[dict[int, dict[str, float]], dict[str, float], list[dict]]:
+    """The raw model, the warm start (step 0) and each checkpoint: metrics by step, the raw model's
+    metrics, and sample episodes. Without a warm start, step 0 is the raw model itself."""
     from tqdm import tqdm
 
     from rezero.models import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(model_spec)
-    by_step, samples = {}, []
-    for folder in tqdm([None, *checkpoints], desc="evaluating checkpoints", unit="ckpt"):
-        step = 0 if folder is None else checkpoint_step(folder)
-        model = load_model(model_spec, dtype, adapter=folder).eval()
+    models = [("base", None)] + ([("warmstart", warmstart)] if warmstart else [])
+    models += [(f"checkpoint-{checkpoint_step(c)}", c) for c in checkpoints]
+    by_label, samples = {}, []
+    for label, adapter in tqdm(models, desc="evaluating checkpoints", unit="model"):
+        step = checkpoint_step(adapter) if label.startswith("checkpoint-") else 0
+        model = load_model(model_spec, dtype, adapter=adapter).eval()
         metrics, trajectories, scores = evaluate_policy(model, tokenizer, env, records, reward_funcs, params)
-        by_step[step] = metrics
-        samples += sample_rows(step, trajectories, records, scores, params.sample_trajectories)
+        by_label[label] = (step, metrics)
+        samples += [
+            {"model": label, **row}
+            for row in sample_rows(step, trajectories, records, scores, params.sample_trajectories)
+        ]
         log.info(
-            "step %d: accuracy %.3f, %.2f searches/question, retry share %.3f",
+            "%s (step %d): accuracy %.3f, %.2f searches/question, retry share %.3f, answered %.3f",
+            label,
             step,
             metrics["accuracy"],
             metrics["searches_per_question"],
             metrics["retry_share"],
+            metrics["answered_share"],
         )
-    return by_step, samples
+    by_step = {
+        step: metrics for label, (step, metrics) in by_label.items() if label != "base" or not warmstart
+    }
+    return by_step, by_label["base"][1], samples

@@ -113,7 +113,8 @@ def load_model(spec: str, dtype: str = "float32", adapter: str | Path | None = N
     return model
 
 
-def apply_adapter(model: Any, adapter: str | Path) -> Any:
+def apply_adapter(model: Any, adapter: str | Path, trainable: bool = False) -> Any:
+    """`model` wrapped with the LoRA adapter saved in folder `adapter` (trainable to continue training it)."""
     from peft import PeftModel
 
     adapter = Path(adapter)
@@ -125,6 +126,6 @@ def apply_adapter(model: Any, adapter: str | Path) -> Any:
     from safetensors import SafetensorError
 
     try:
-        return PeftModel.from_pretrained(model, str(adapter))
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
     except (ValueError, RuntimeError, OSError, SafetensorError) as err:
         raise PipelineError(f"{adapter}: corrupt LoRA checkpoint ({err}).") from err

@@ -140,14 +140,17 @@ class _Correctness:
 
 # -------------------- format
 def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
-    """The format reward (weight 2): is the last model turn well formed?
+    """The format reward (weight 2): does the episode end on a well-formed answer turn?
 
-    Rule (binary, on the last turn; paper code `reward_format`): 1.0 only if all hold:
+    Rule (binary, on the last turn; after paper code `reward_format`): 1.0 only if all hold:
     no Markdown-decorated tag (`**<think>**`); no information tag written by the model (any case, `<info>`
-    too; the code looks for complete pairs, here any such tag fails); exactly one `<answer>` pair or at
-    least one `<search>` pair, not both (the code lets two answers plus a search pass; here any answer with a
-    search fails); at least one `<think>` pair, the last `</think>` before the first action tag; and the text,
-    stripped, ends with its action's closing tag (`</answer>` or `</search>`; the code accepts either).
+    too; the code looks for complete pairs, here any such tag fails); exactly one `<answer>` pair and no
+    `<search>` pair (the code lets two answers plus a search pass); at least one `<think>` pair, the last
+    `</think>` before the `<answer>`; and the text, stripped, ends with `</answer>`.
+    The paper's rule, and its code, equally accept a last turn that is a well-formed search (one or more
+    `<search>` pairs ending with `</search>`). Here that scores 0: a last turn that searches means the
+    episode was cut by the turn limit or the token budget without answering, and paying for it made three
+    searches and no answer score about as much as answering.
 
     Args:
         completions: one entry per rollout (only used when `turns` is absent).
@@ -156,9 +159,10 @@ def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     Returns:
         `list[float]`: 1.0 or 0.0 per completion.
 
-    >>> format_reward([None] * 3, turns=[["<think>x</think><answer>y</answer>"],
-    ...     ["<answer>y</answer>"], ["<think>x</think><search>q</search><answer>y</answer>"]])
-    [1.0, 0.0, 0.0]
+    >>> search, answer = "<think>x</think><search>q</search>", "<think>x</think><answer>y</answer>"
+    >>> format_reward([None] * 4, turns=[[search, answer], [search, search], ["<answer>y</answer>"],
+    ...     ["<think>x</think><search>q</search><answer>y</answer>"]])
+    [1.0, 0.0, 0.0, 0.0]
     """
     return [_format_score(turns[-1]) if turns else 0.0 for turns in _turns_per_row(completions, kwargs)]
 
@@ -166,13 +170,11 @@ def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
 def _format_score(text: str) -> float:
     if has_markdown_tag(text) or has_information_tag(text) or not has_think(text):
         return 0.0
-    searches, answers = count_searches(text), len(ANSWER_RE.findall(text))
-    if (searches and answers) or not (searches or answers == 1):
+    if has_search(text) or len(ANSWER_RE.findall(text)) != 1:
         return 0.0
-    open_tag, close_tag = ("<search>", "</search>") if searches else ("<answer>", "</answer>")
-    if text.rfind("</think>") > text.find(open_tag):
+    if text.rfind("</think>") > text.find("<answer>"):
         return 0.0
-    return 1.0 if text.strip().endswith(close_tag) else 0.0
+    return 1.0 if text.strip().endswith("</answer>") else 0.0
 
 
 format_reward.__name__ = "format"  # metric key rewards/format/...
@@ -290,9 +292,12 @@ def search_strategy_reward(completions: list[Any], **kwargs: Any) -> list[float]
     - 0.2 per refinement, at most 0.4: a turn that follows results (the previous turn searched) in which an
       analysing think closes before a `<search>`. A think analyses when it uses one of the words "based",
       "according", "from", "result(s)", "found", "show(s)", "provided", "information" (the code's list);
-    - 0.4 if some turn has an analysing think closing before an `<answer>` (a synthesis; needs no search).
+    - 0.4 if some turn after a searching turn has an analysing think closing before an `<answer>` (a
+      synthesis of the results).
     The code counts, over turns after results, searches and analysing thinks separately and takes the smaller
-    count, and does not check order within a turn; here both must occur in the same turn, think first.
+    count, and does not check order within a turn; here both must occur in the same turn, think first. The
+    code also gives the synthesis part to an answer without any search before it, so a reasoned answer from
+    memory earned 0.4; here it earns nothing.
 
     Args:
         completions: one entry per rollout (only used when `turns` is absent).
@@ -304,8 +309,8 @@ def search_strategy_reward(completions: list[Any], **kwargs: Any) -> list[float]
     >>> turns = ["<think>Search the tank.</think><search>oxygen tank</search>",
     ...          "<think>The results show a fan.</think><search>tank fan</search>",
     ...          "<think>Based on that: a fan.</think><answer>a fan</answer>"]
-    >>> search_strategy_reward([None, None], turns=[turns, turns[:1]])
-    [0.8, 0.2]
+    >>> search_strategy_reward([None] * 3, turns=[turns, turns[:1], turns[2:]])
+    [0.8, 0.2, 0.0]
     """
     return [_strategy_score(turns) for turns in _turns_per_row(completions, kwargs)]
 
@@ -316,7 +321,10 @@ def _strategy_score(turns: list[str]) -> float:
         has_search(previous) and _thinks_before(turn, SEARCH_RE, analysing=True)
         for previous, turn in itertools.pairwise(turns)
     )
-    synthesis = any(_thinks_before(turn, ANSWER_RE, analysing=True) for turn in turns)
+    synthesis = any(  # an answer from memory is no synthesis: some earlier turn must have searched
+        _thinks_before(turn, ANSWER_RE, analysing=True) and any(map(has_search, turns[:i]))
+        for i, turn in enumerate(turns)
+    )
     score = (
         STRATEGY_OPENING * opening
         + min(STRATEGY_REFINEMENT_MAX, STRATEGY_REFINEMENT * refinements)

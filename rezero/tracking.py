@@ -31,6 +31,7 @@ START_SERVER_HINT = (
 TRAIN_METRIC_KEYS = {
     "reward": "train/reward/total",
     "reward_std": "train/reward/std",
+    "frac_reward_zero_std": "train/frac_reward_zero_std",  # groups whose rollouts all scored alike: no signal
     "kl": "train/kl",
     "learning_rate": "train/learning_rate",
     "loss": "train/loss",
@@ -114,6 +115,13 @@ def start_or_resume_run(
     return run.info.run_id
 
 
+def end_run() -> None:
+    """Close the active MLflow run (a finished stage's run shows as FINISHED)."""
+    import mlflow
+
+    mlflow.end_run()
+
+
 def train_metrics(logs: Mapping[str, float]) -> dict[str, float]:
     """TRL's step log → namespaced metrics: each reward's mean, total reward, length, KL, learning rate."""
     metrics = {}
@@ -125,6 +133,18 @@ def train_metrics(logs: Mapping[str, float]) -> dict[str, float]:
         elif key in TRAIN_METRIC_KEYS:
             metrics[TRAIN_METRIC_KEYS[key]] = float(value)
     return metrics
+
+
+WARMSTART_LOG_KEYS = ("loss", "grad_norm", "learning_rate", "mean_token_accuracy", "entropy")
+
+
+def warmstart_metrics(logs: Mapping[str, float]) -> dict[str, float]:
+    """SFTTrainer's step log → `warmstart/loss`, `warmstart/learning_rate`, ..."""
+    return {
+        f"warmstart/{key}": float(logs[key])
+        for key in WARMSTART_LOG_KEYS
+        if isinstance(logs.get(key), int | float)
+    }
 
 
 def log_metrics(run_id: str, metrics: Mapping[str, float], step: int) -> None:

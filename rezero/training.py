@@ -26,6 +26,9 @@ from rezero.rewards import build_reward_funcs
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"  # in the checkpoints folder: config fingerprint and MLflow run id, for resume
 CHECKPOINT_FILE = "rezero_checkpoint.json"  # in each checkpoint: step, seed, resolved params
+WARMSTART_FILE = (
+    "warmstart.json"  # in the warm-start folder: enabled or not, the MLflow run (stages/warmstart.py)
+)
 
 
 @dataclass
@@ -102,7 +105,10 @@ def make_rollout_func(env: SearchEnvironment, stats: RolloutStats):
 
 
 def make_judge(params: RewardParams):
-    return LLMJudge() if params.judge == "llm" else NormalizedMatchJudge(params.f1_threshold)
+    words, ratio = params.max_answer_words, params.max_answer_gold_ratio
+    if params.judge == "llm":
+        return LLMJudge(max_answer_words=words, max_answer_gold_ratio=ratio)
+    return NormalizedMatchJudge(params.f1_threshold, max_answer_words=words, max_answer_gold_ratio=ratio)
 
 
 def grpo_config(setup: TrainingSetup, output_dir: Path):
@@ -122,7 +128,10 @@ def grpo_config(setup: TrainingSetup, output_dir: Path):
         num_generations=t.num_generations,
         temperature=t.temperature,
         beta=t.beta,
-        loss_type="grpo",  # the paper's objective (TRL's default is DAPO)
+        loss_type=t.loss_type,
+        scale_rewards=t.scale_rewards,
+        epsilon_high=t.epsilon_high,
+        mask_truncated_completions=t.mask_truncated_completions,
         learning_rate=t.learning_rate,
         lr_scheduler_type=t.lr_scheduler,
         warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a ratio of max_steps (transformers 5)
@@ -170,6 +179,26 @@ def prepare_output_dir(output_dir: Path, setup: TrainingSetup) -> tuple[str | No
     return None, None
 
 
+def warmstart_adapter(folder: Path, expected: bool) -> tuple[Path | None, str | None]:
+    """The warm-start adapter to continue (None when warm starts are off) and its MLflow run id.
+
+    The `warmstart` stage always writes `folder/warmstart.json`; when params expect an adapter, a missing
+    or disabled one is an error that names the stage to run.
+    """
+    manifest = Path(folder) / WARMSTART_FILE
+    if not expected:
+        return None, None
+    run = "`dvc repro warmstart` (or set warmstart.enabled: false to train from the raw model)"
+    if not manifest.is_file():
+        raise PipelineError(f"{manifest} is missing: the warm start has not run. Run {run}.")
+    info = read_json(manifest)
+    if not info.get("enabled") or not (Path(folder) / "adapter_config.json").is_file():
+        raise PipelineError(
+            f"{folder} holds no warm-start adapter (it was written with warmstart.enabled: false). Run {run}."
+        )
+    return Path(folder), info.get("mlflow_run_id")
+
+
 def checkpoint_dirs(output_dir: Path) -> list[Path]:
     """Checkpoint folders, by step."""
     found = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
@@ -183,25 +212,35 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def train(
-    setup: TrainingSetup, train_records: list[dict], retriever: Any, output_dir: Path
+    setup: TrainingSetup,
+    train_records: list[dict],
+    retriever: Any,
+    output_dir: Path,
+    warmstart_adapter: Path | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) GRPO training; checkpoints land in `output_dir/checkpoint-<step>`."""
+    """Run (or resume) GRPO training; checkpoints land in `output_dir/checkpoint-<step>`.
+
+    With `warmstart_adapter` (the `warmstart` stage's LoRA folder) GRPO continues that adapter, and TRL keeps
+    a frozen copy of it as the reference model (its "ref" adapter), so the KL term holds the policy near the
+    warm start rather than near the raw model; without it, a new LoRA adapter starts from zero.
+    """
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from trl import GRPOTrainer
 
     from rezero import tracking
-    from rezero.models import load_model, load_tokenizer
+    from rezero.models import apply_adapter, load_model, load_tokenizer
     from rezero.training_callbacks import CheckpointMetadataCallback, MlflowStepCallback
 
     if not train_records:
         raise PipelineError("the training split is empty; check the `synthesize` stage's output.")
     tracking_uri = tracking.connect(setup.extra["experiment"])  # an unreachable server fails here, not later
     resume_from, run_id = prepare_output_dir(output_dir, setup)
-    run_id = tracking.start_or_resume_run(
-        run_id, setup.run_name, setup.as_params(), tracking.run_tags(setup.rewards.variant, setup.profile)
-    )
+    tags = tracking.run_tags(setup.rewards.variant, setup.profile)
+    if setup.extra.get("warmstart_run"):
+        tags["warmstart_run"] = setup.extra["warmstart_run"]  # the warm start's own MLflow run
+    run_id = tracking.start_or_resume_run(run_id, setup.run_name, setup.as_params(), tags)
     write_json(
         output_dir / RUN_FILE,
         {
@@ -215,6 +254,15 @@ def train(
     torch.manual_seed(setup.train.seed)
     tokenizer = load_tokenizer(setup.train.model)
     model = load_model(setup.train.model, setup.train.dtype)
+    lora = LoraConfig(
+        r=setup.train.lora_r,
+        lora_alpha=setup.train.lora_alpha,
+        lora_dropout=setup.train.lora_dropout,
+        target_modules=setup.train.lora_target_modules,
+        task_type="CAUSAL_LM",
+    )
+    if warmstart_adapter is not None:
+        model, lora = apply_adapter(model, warmstart_adapter, trainable=True), None
     env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed)
     stats = RolloutStats()
     reward_funcs, _ = build_reward_funcs(
@@ -238,20 +286,12 @@ def train(
         args=grpo_config(setup, output_dir),
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=LoraConfig(
-            r=setup.train.lora_r,
-            lora_alpha=setup.train.lora_alpha,
-            lora_dropout=setup.train.lora_dropout,
-            target_modules=setup.train.lora_target_modules,
-            task_type="CAUSAL_LM",
-        ),
+        peft_config=lora,
         rollout_func=make_rollout_func(env, stats),
         callbacks=[MlflowStepCallback(run_id, stats), CheckpointMetadataCallback(setup)],
     )
     result = trainer.train(resume_from_checkpoint=resume_from)
-    import mlflow
-
-    mlflow.end_run()
+    tracking.end_run()
     return {
         "steps": trainer.state.global_step,
         "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from transformers import TrainerCallback
@@ -11,14 +12,21 @@ from rezero.io import write_json
 
 
 class MlflowStepCallback(TrainerCallback):
-    """Each logged step → the run's metrics (each reward's mean, total reward, length, KL, lr, searches)."""
+    """Each logged step → the run's metrics, named by `to_metrics` (GRPO: each reward's mean, total reward,
+    length, KL, lr; the warm start: its loss), plus the rollouts' search behaviour when `stats` is given."""
 
-    def __init__(self, run_id: str, stats: Any) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        stats: Any = None,
+        to_metrics: Callable[[dict], dict[str, float]] = tracking.train_metrics,
+    ) -> None:
         self.run_id = run_id
         self.stats = stats
+        self.to_metrics = to_metrics
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
-        metrics = {**tracking.train_metrics(logs or {}), **self.stats.flush()}
+        metrics = {**self.to_metrics(logs or {}), **(self.stats.flush() if self.stats else {})}
         if metrics and state.is_world_process_zero:
             tracking.log_metrics(self.run_id, metrics, step=state.global_step)
 

@@ -12,6 +12,7 @@ this module stays cheap for stages and tests that never validate.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -238,7 +239,12 @@ def qa_frame(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     question = frame["question"].map(text_or_empty).str.casefold()
     # An empty answer is reported by the non-empty rule only: "" is in every string, so it passes these two.
     frame["grounded"] = [a in text for a, text in zip(answer, chunk_text, strict=True)]
-    frame["answer_hidden"] = [not a or a not in q for a, q in zip(answer, question, strict=True)]
+    # Published pairs are kept as written (rezero/synthesis/published.py): the rule is for generated ones.
+    published = frame["generator"] == "published"
+    frame["answer_hidden"] = [
+        not a or a not in q or is_published
+        for a, q, is_published in zip(answer, question, published, strict=True)
+    ]
     # Same key as the grounding filter's dedup: case and runs of spaces do not make a new question.
     frame["question_key"] = [" ".join(q.split()) or None for q in question]
     train_keys = set(frame.loc[frame["split"] == "train", "question_key"].dropna())
@@ -257,13 +263,13 @@ def non_empty(column: str) -> Any:
 
 
 def expected_test_size(n_total: int, test_fraction: float) -> int:
-    """round(n * fraction), at least 1 and at most n - 1 once there are two records (318, 0.1 -> 32).
+    """ceil(n * fraction), at least 1 and at most n - 1 once there are two records (318, 0.1 -> 32).
 
-    The same rule as the split (rezero.synthesis.split.held_out_count), restated so the check is independent.
+    The rule of `datasets`' train_test_split (rezero.synthesis.split), restated so the check is independent.
     """
     if n_total < 2:
         return 0
-    return min(n_total - 1, max(1, round(n_total * test_fraction)))
+    return min(n_total - 1, max(1, math.ceil(n_total * test_fraction)))
 
 
 def qa_expectations(n_total: int, test_fraction: float) -> list[Any]:

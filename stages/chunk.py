@@ -8,12 +8,11 @@ import argparse
 import statistics
 from pathlib import Path
 
-from rezero.validation import validate_chunks
-
 from rezero.chunking import chunk_document
 from rezero.config import load_section
 from rezero.io import read_json, write_json, write_jsonl
 from rezero.runtime import run_stage
+from rezero.validation import validate_chunks
 
 
 def main() -> None:

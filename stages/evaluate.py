@@ -1,9 +1,10 @@
-"""Stage `evaluate`: the base model (step 0) and every saved checkpoint on the test split, greedy, with the
-training agent loop. Writes metrics (best step and accuracy, final accuracy, overfitting flag), plots by step,
-sample trajectories, and the best checkpoint's adapter; logs all of it to the training's MLflow run and
-registers the best adapter under the configured alias.
+"""Stage `evaluate`: the raw model (`base`), the warm start (step 0) and every saved checkpoint on the test
+split, greedy, with the training agent loop. Writes metrics (best step and accuracy, final accuracy,
+overfitting flag), plots by step, sample trajectories, and the best checkpoint's adapter; logs all of it to
+the training's MLflow run and registers the best adapter under the configured alias.
 
-Params: evaluate.*, agent.*, rewards.*, train.model, train.dtype, tracking.* (and the profile's overrides).
+Params: evaluate.*, agent.*, rewards.*, train.model, train.dtype, tracking.*, warmstart.enabled (and the
+profile's overrides).
 """
 
 import argparse
@@ -25,6 +26,7 @@ def main() -> None:
     )
     parser.add_argument("test_qa", type=Path, help="test QA JSONL from `synthesize`")
     parser.add_argument("index", type=Path, help="index folder from `index`")
+    parser.add_argument("warmstart", type=Path, help="warm-start adapter folder from `warmstart`")
     parser.add_argument("checkpoints", type=Path, help="checkpoint folder from `train`")
     parser.add_argument("metrics_out", type=Path, help="summary metrics JSON (written)")
     parser.add_argument("by_step_out", type=Path, help="metrics by step CSV, for `dvc plots` (written)")
@@ -38,9 +40,11 @@ def main() -> None:
     from rezero.evaluation import evaluate_checkpoints, find_peak
     from rezero.retrieval import open_retriever
     from rezero.rewards import build_reward_funcs
-    from rezero.training import RUN_FILE, checkpoint_dirs, make_judge
+    from rezero.training import RUN_FILE, checkpoint_dirs, make_judge, warmstart_adapter
 
-    params = {n: load_section(n, args.params) for n in ("evaluate", "agent", "rewards", "train", "tracking")}
+    names = ("evaluate", "agent", "rewards", "train", "tracking", "warmstart")
+    params = {n: load_section(n, args.params) for n in names}
+    warmstart, _ = warmstart_adapter(args.warmstart, params["warmstart"].enabled)
     ev = params["evaluate"]
     records = read_jsonl(args.test_qa)[: ev.max_questions]
     checkpoints = checkpoint_dirs(args.checkpoints)
@@ -52,19 +56,22 @@ def main() -> None:
         params["rewards"].weights, make_judge(params["rewards"]), params["rewards"].retry
     )
     env = SearchEnvironment(open_retriever(args.index), params["agent"], seed=ev.seed)
-    by_step, samples = evaluate_checkpoints(
-        params["train"].model, params["train"].dtype, checkpoints, env, records, reward_funcs, ev
+    by_step, base, samples = evaluate_checkpoints(
+        params["train"].model, params["train"].dtype, checkpoints, env, records, reward_funcs, ev, warmstart
     )
     peak = find_peak({s: m["accuracy"] for s, m in by_step.items() if s > 0}, ev.overfit_margin)
 
     summary = {
         "questions": len(records),
-        "base_accuracy": by_step[0]["accuracy"],
+        "base_accuracy": base["accuracy"],  # the raw model
+        "step0_accuracy": by_step[0]["accuracy"],  # the warm start (the raw model without one)
         **asdict(peak),
         "accuracy_by_step": {str(s): round(m["accuracy"], 4) for s, m in by_step.items()},
+        "base": {k: round(v, 4) for k, v in base.items()},
     }
     for step, metrics in by_step.items():
         tracking.log_metrics(run["mlflow_run_id"], {f"eval/{k}": v for k, v in metrics.items()}, step=step)
+    tracking.log_metrics(run["mlflow_run_id"], {f"eval/base/{k}": v for k, v in base.items()}, step=0)
     tracking.log_metrics(
         run["mlflow_run_id"], {f"eval/{k}": float(v) for k, v in asdict(peak).items()}, step=0
     )

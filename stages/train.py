@@ -3,7 +3,10 @@ Saves a checkpoint every `train.save_steps` steps; re-running after an interrupt
 complete checkpoint when the configuration is unchanged. Logs to MLflow (MLFLOW_TRACKING_URI, else the local
 SQLite store).
 
-Params: profile, train.*, agent.*, rewards.*, tracking.experiment (profiles.<profile> overrides them).
+With a warm start (`warmstart.enabled`), GRPO continues the `warmstart` stage's adapter.
+
+Params: profile, train.*, agent.*, rewards.*, tracking.experiment, warmstart.enabled (profiles.<profile>
+overrides them).
 """
 
 import argparse
@@ -22,28 +25,33 @@ def main() -> None:
     )
     parser.add_argument("train_qa", type=Path, help="training QA JSONL from `synthesize`")
     parser.add_argument("index", type=Path, help="index folder from `index`")
+    parser.add_argument("warmstart", type=Path, help="warm-start adapter folder from `warmstart`")
     parser.add_argument("checkpoints_out", type=Path, help="checkpoint folder (kept across runs for resume)")
     parser.add_argument("metrics_out", type=Path, help="training summary JSON (written)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    from rezero.training import TrainingSetup, train
+    from rezero.training import TrainingSetup, train, warmstart_adapter
 
-    sections = {name: load_section(name, args.params) for name in ("train", "agent", "rewards", "tracking")}
+    names = ("train", "agent", "rewards", "tracking", "warmstart")
+    sections = {name: load_section(name, args.params) for name in names}
     records = read_jsonl(args.train_qa)
+    adapter, warmstart_run = warmstart_adapter(args.warmstart, sections["warmstart"].enabled)
     setup = TrainingSetup(
         train=sections["train"],
         agent=sections["agent"],
         rewards=sections["rewards"],
         profile=read_params_file(args.params).get("profile", "cpu"),
-        # Checkpoints resume only onto the same questions and the same index.
+        # Checkpoints resume only onto the same questions, the same index and the same warm start.
         data_fingerprint=hashlib.sha256(
-            args.train_qa.read_bytes() + (args.index / "manifest.json").read_bytes()
+            args.train_qa.read_bytes()
+            + (args.index / "manifest.json").read_bytes()
+            + (args.warmstart / "warmstart.json").read_bytes()
         ).hexdigest(),
-        extra={"experiment": sections["tracking"].experiment},
+        extra={"experiment": sections["tracking"].experiment, "warmstart_run": warmstart_run},
     )
     seed_everything(setup.train.seed)
-    summary = train(setup, records, open_retriever(args.index), args.checkpoints_out)
+    summary = train(setup, records, open_retriever(args.index), args.checkpoints_out, adapter)
     write_json(args.metrics_out, {**summary, "variant": setup.rewards.variant, "profile": setup.profile})
 
 

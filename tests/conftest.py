@@ -43,6 +43,11 @@ def noise_csv() -> Path:
 
 
 @pytest.fixture(scope="session")
+def paper_questions() -> Path:
+    return require_shared_file(SHARED_DATA / "questions.jsonl")
+
+
+@pytest.fixture(scope="session")
 def mission_chunks(mission_report: Path) -> list[dict]:
     from rezero.chunking import chunk_document
 

@@ -20,7 +20,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from rezero.config import IndexParams
 from rezero.errors import PipelineError
-from rezero.retrieval.base import Document, Hit
+from rezero.retrieval.base import Document, Hit, check_snippet_chars, fit_window, query_terms
 from rezero.retrieval.dense import Embedder, fuse_many, has_words
 from rezero.retrieval.es_connection import ConnectionSettings, connect, explained, settings_from_env
 
@@ -205,31 +205,39 @@ class ElasticsearchRetriever:
         with explained(self._settings, f"counting documents in {self._alias}"):
             return int(self._client.count(index=self._alias)["count"])
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        return self.search_many([query], k)[0]
+    def search(self, query: str, k: int, snippet_chars: int | None = None) -> list[Hit]:
+        return self.search_many([query], k, snippet_chars)[0]
 
-    def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """All queries in one msearch request (two searches per query in hybrid mode)."""
+    def search_many(
+        self, queries: Sequence[str], k: int, snippet_chars: int | None = None
+    ) -> list[list[Hit]]:
+        """All queries in one msearch request (two searches per query in hybrid mode); with
+        `snippet_chars`, each search asks the server's highlighter for the hits' windows."""
+        check_snippet_chars(snippet_chars)
         if k <= 0 or not queries:
             return [[] for _ in queries]
         mode = self._params.mode
         depth = k if mode != "hybrid" else max(k, self._params.hybrid_depth)
         bodies: list[dict | None] = []
         if mode in ("bm25", "hybrid"):
-            bodies += [self._match_body(query, depth) for query in queries]
+            bodies += [self._match_body(query, depth, snippet_chars) for query in queries]
         if mode in ("dense", "hybrid"):
-            bodies += self._knn_bodies(queries, depth)
-        results = self._msearch(bodies)
+            bodies += self._knn_bodies(queries, depth, snippet_chars)
+        # Each body's query, to trim its hits' windows to the end that holds the query's words.
+        results = self._msearch(bodies, [*queries] * (len(bodies) // len(queries)), snippet_chars)
         if mode != "hybrid":
             return results
         return fuse_many(results[: len(queries)], results[len(queries) :], k, self._params.rrf_k)
 
     @staticmethod
-    def _match_body(query: str, size: int) -> dict:
+    def _match_body(query: str, size: int, snippet_chars: int | None) -> dict:
         # `match` analyses the text as plain words: no query syntax exists in it, so no input can fail.
-        return {"query": {"match": {"text": {"query": query or ""}}}, "size": size, "_source": SOURCE_FIELDS}
+        body = {"query": {"match": {"text": {"query": query or ""}}}, "size": size, "_source": SOURCE_FIELDS}
+        if snippet_chars is not None:
+            body["highlight"] = highlight(snippet_chars)
+        return body
 
-    def _knn_bodies(self, queries: Sequence[str], size: int) -> list[dict | None]:
+    def _knn_bodies(self, queries: Sequence[str], size: int, snippet_chars: int | None) -> list[dict | None]:
         wanted = [query for query in queries if has_words(query)]
         vectors = iter(self._embedder.encode(wanted))  # one batched call for all queries
         candidates = max(size, self._params.knn_candidates)
@@ -243,22 +251,29 @@ class ElasticsearchRetriever:
                 },
                 "size": size,
                 "_source": SOURCE_FIELDS,
+                # kNN matches no words, so the window is picked by a match query of the same text.
+                **({"highlight": highlight(snippet_chars, query)} if snippet_chars is not None else {}),
             }
             if has_words(query)
             else None  # nothing to embed: no hits, as in BM25 mode
             for query in queries
         ]
 
-    def _msearch(self, bodies: Sequence[dict | None]) -> list[list[Hit]]:
+    def _msearch(
+        self, bodies: Sequence[dict | None], queries: Sequence[str], snippet_chars: int | None
+    ) -> list[list[Hit]]:
         searches = [part for body in bodies if body is not None for part in ({}, body)]
         responses: list[dict] = []
         if searches:
             with explained(self._settings, f"searching {self._alias}"):
                 responses = self._client.msearch(index=self._alias, searches=searches)["responses"]
         answers = iter(responses)
-        return [self._hits(next(answers)) if body is not None else [] for body in bodies]
+        return [
+            self._hits(next(answers), query, snippet_chars) if body is not None else []
+            for body, query in zip(bodies, queries, strict=True)
+        ]
 
-    def _hits(self, response: dict) -> list[Hit]:
+    def _hits(self, response: dict, query: str, snippet_chars: int | None) -> list[Hit]:
         if (
             "error" in response
         ):  # one failed search fails the batch: a missing result would look like "no hits"
@@ -274,6 +289,41 @@ class ElasticsearchRetriever:
                 score=float(hit["_score"]),
                 original=bool(hit["_source"]["original"]),
                 doc_id=hit["_source"]["doc_id"],
+                snippet=window(hit, query, snippet_chars),
             )
             for hit in response["hits"]["hits"]
         ]
+
+
+def highlight(snippet_chars: int, query: str | None = None) -> dict[str, Any]:
+    """The `highlight` section of a search body: the one best window of the `text` field as plain text.
+
+    Unified, not plain, measured on Elasticsearch 9.5 with the paper's 318 questions as queries (top 3
+    hits, windows trimmed by `window`): the unified highlighter scores sentence-bounded passages with BM25
+    and showed the gold answer in 78.6 % of the questions at 300 characters (71.7 % at 200), the plain one
+    75.2 % (61.3 %) with its span fragmenter and 73.0 % (60.4 %) with the simple one. Unified overshoots
+    `fragment_size` by a word at most (19 characters at 100); the plain span fragmenter by up to 156 (at 300).
+    `query` sets a `highlight_query` for searches that match no words themselves (kNN).
+    """
+    text: dict[str, Any] = {
+        "type": "unified",
+        "fragment_size": snippet_chars,
+        "number_of_fragments": 1,
+        "order": "score",  # the best passage, not the first one
+        "no_match_size": snippet_chars,  # a hit without a query word still shows the start of its text
+        "pre_tags": [""],  # plain text: the agent sees the words, not markup
+        "post_tags": [""],
+    }
+    if query is not None:
+        text["highlight_query"] = {"match": {"text": {"query": query}}}
+    return {"fields": {"text": text}}
+
+
+def window(hit: dict, query: str, snippet_chars: int | None) -> str | None:
+    """A hit's window: the server's fragment, trimmed to `snippet_chars`. The unified highlighter ends a
+    long sentence at the next word boundary past `fragment_size` (and `no_match_size`), so up to a word over
+    it; the trim keeps the end that holds more of the query's words."""
+    if snippet_chars is None:
+        return None
+    fragments = hit.get("highlight", {}).get("text") or [hit["_source"]["text"]]  # an empty text has none
+    return fit_window(fragments[0], snippet_chars, set(query_terms(query)))

@@ -4,7 +4,6 @@ hybrid modes, the chunk embeddings in a NumPy file beside it, searched by brute-
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,14 +13,11 @@ import tantivy
 
 from rezero.config import IndexParams
 from rezero.errors import PipelineError
-from rezero.retrieval.base import Document, Hit
+from rezero.retrieval.base import Document, Hit, check_snippet_chars, clip, fit_window, query_terms
 from rezero.retrieval.dense import Embedder, cosine_top_k, fuse_many, has_words
 
 log = logging.getLogger(__name__)
 
-# tantivy's "default" tokenizer (split on non-alphanumerics, lower case) matches Elasticsearch's standard
-# analyzer closely enough for both backends to rank alike.
-WORD = re.compile(r"\w+", re.UNICODE)
 EMBEDDINGS = "embeddings.npy"  # row i embeds the document whose `row` field is i
 
 
@@ -61,11 +57,6 @@ def build_tantivy_index(documents: Iterable[Document], folder: Path, embedder: E
     return len(documents)
 
 
-def query_terms(query: str) -> list[str]:
-    """The query's words in lower case: no query syntax survives (quotes, AND/OR, colons, parentheses)."""
-    return [word.lower() for word in WORD.findall(query or "")]
-
-
 class TantivyRetriever:
     """Search over an index folder written by `build_tantivy_index`, in the mode `params.mode` names."""
 
@@ -77,38 +68,85 @@ class TantivyRetriever:
         self._index = tantivy.Index.open(str(folder))
         self._searcher = self._index.searcher()
         if self._params.mode != "bm25":
-            self._vectors, self._rows = self._load_dense(folder)
+            self._vectors, self._rows, documents = self._load_dense(folder)
+            # The stored documents by id (unique: chunk ids and noise-NNNNN), so the window of a dense or
+            # fused hit comes from its own stored document.
+            self._documents = {doc["doc_id"][0]: doc for doc in documents}
             self._embedder = Embedder(self._params.embedding_model, self._params.embedding_batch_size)
 
     @property
     def size(self) -> int:
         return self._searcher.num_docs
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        return self.search_many([query], k)[0]
+    def search(self, query: str, k: int, snippet_chars: int | None = None) -> list[Hit]:
+        return self.search_many([query], k, snippet_chars)[0]
 
-    def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+    def search_many(
+        self, queries: Sequence[str], k: int, snippet_chars: int | None = None
+    ) -> list[list[Hit]]:
+        check_snippet_chars(snippet_chars)
         mode = self._params.mode
         if k <= 0:
             return [[] for _ in queries]
         if mode == "bm25":
-            return [self._bm25(query, k) for query in queries]
+            return [self._bm25(query, k, snippet_chars) for query in queries]
         depth = k if mode == "dense" else max(k, self._params.hybrid_depth)
-        dense = self._dense_many(queries, depth)
-        if mode == "dense":
-            return dense
-        return fuse_many([self._bm25(q, depth) for q in queries], dense, k, self._params.rrf_k)
-
-    def _bm25(self, query: str, k: int) -> list[Hit]:
-        terms = query_terms(query)
-        if not terms:
-            return []
-        # Lower-case words only, so the parser sees plain terms OR-ed together and can never fail.
-        parsed = self._index.parse_query(" ".join(terms), ["text"])
+        results = self._dense_many(queries, depth)
+        if mode == "hybrid":
+            results = fuse_many([self._bm25(q, depth) for q in queries], results, k, self._params.rrf_k)
+        if snippet_chars is None:
+            return results
+        # Windows for the final hits only (a fused list keeps k of 2 * depth candidates).
         return [
-            _hit(self._searcher.doc(address), float(score))
+            self._with_windows(query, hits, snippet_chars)
+            for query, hits in zip(queries, results, strict=True)
+        ]
+
+    def _parse(self, query: str) -> tantivy.Query | None:
+        terms = query_terms(query)
+        # Lower-case words only, so the parser sees plain terms OR-ed together and can never fail.
+        return self._index.parse_query(" ".join(terms), ["text"]) if terms else None
+
+    def _bm25(self, query: str, k: int, snippet_chars: int | None = None) -> list[Hit]:
+        parsed = self._parse(query)
+        if parsed is None:
+            return []
+        docs = [
+            (self._searcher.doc(address), float(score))
             for score, address in self._searcher.search(parsed, limit=k).hits
         ]
+        windows = self._windows(query, [doc for doc, _ in docs], snippet_chars)
+        return [_hit(doc, score, window) for (doc, score), window in zip(docs, windows, strict=True)]
+
+    def _with_windows(self, query: str, hits: Sequence[Hit], snippet_chars: int) -> list[Hit]:
+        documents = [self._documents[hit.doc_id] for hit in hits]
+        windows = self._windows(query, documents, snippet_chars)
+        return [replace(hit, snippet=window) for hit, window in zip(hits, windows, strict=True)]
+
+    def _windows(
+        self, query: str, documents: Sequence[tantivy.Document], snippet_chars: int | None
+    ) -> list[str | None]:
+        """Per document, tantivy's best-scoring fragment for the query's words (the same parsed query BM25
+        ranks with), or the text's first characters when no query word is in it, as Elasticsearch's
+        `no_match_size` does. None everywhere when no window was asked for."""
+        if snippet_chars is None:
+            return [None] * len(documents)
+        parsed, generator = self._parse(query), None
+        if parsed is not None:
+            generator = tantivy.SnippetGenerator.create(self._searcher, parsed, self._index.schema, "text")
+            # tantivy counts this limit in UTF-8 bytes, so a non-ASCII fragment comes out shorter.
+            generator.set_max_num_chars(snippet_chars)
+        terms = set(query_terms(query))
+        windows: list[str | None] = []
+        for doc in documents:
+            fragment = generator.snippet_from_doc(doc).fragment().strip() if generator else ""
+            # fit_window: tantivy returns a single word longer than the limit whole.
+            windows.append(
+                fit_window(fragment, snippet_chars, terms)
+                if fragment
+                else clip(doc["text"][0], snippet_chars)
+            )
+        return windows
 
     def _dense_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         wanted = [i for i, query in enumerate(queries) if has_words(query)]
@@ -118,7 +156,7 @@ class TantivyRetriever:
             results[i] = [replace(self._rows[row], score=score) for row, score in hits]
         return results
 
-    def _load_dense(self, folder: Path) -> tuple[np.ndarray, list[Hit]]:
+    def _load_dense(self, folder: Path) -> tuple[np.ndarray, list[Hit], list[tantivy.Document]]:
         path = folder / EMBEDDINGS
         if not path.is_file():
             raise PipelineError(
@@ -128,20 +166,21 @@ class TantivyRetriever:
         vectors = np.load(path)
         count = self._searcher.num_docs
         found = self._searcher.search(tantivy.Query.all_query(), limit=max(count, 1)).hits
-        docs = [self._searcher.doc(address) for _, address in found]
-        rows = [_hit(doc, 0.0) for doc in sorted(docs, key=lambda doc: doc["row"][0])]
+        docs = sorted((self._searcher.doc(address) for _, address in found), key=lambda doc: doc["row"][0])
+        rows = [_hit(doc, 0.0) for doc in docs]
         if len(rows) != len(vectors):
             raise PipelineError(
                 f"{path}: {len(vectors)} embeddings for {len(rows)} documents. Rebuild: `dvc repro index`."
             )
-        return vectors, rows
+        return vectors, rows, docs
 
 
-def _hit(doc: tantivy.Document, score: float) -> Hit:
+def _hit(doc: tantivy.Document, score: float, snippet: str | None = None) -> Hit:
     return Hit(
         chunk_id=doc["chunk_id"][0],
         text=doc["text"][0],
         score=score,
         original=bool(doc["original"][0]),
         doc_id=doc["doc_id"][0],
+        snippet=snippet,
     )

@@ -93,12 +93,14 @@ def make_record(chunk: dict[str, Any], pair: QAPair, generator: str) -> dict[str
     }
 
 
-def drop_reason(question: str, answer: str, chunk_text: str) -> str | None:
+def drop_reason(
+    question: str, answer: str, chunk_text: str, drop_answer_in_question: bool = True
+) -> str | None:
     """Why a pair fails the paper's filter (None when it passes); case-insensitive, like the paper."""
     answer_key = answer.strip().casefold()
     if not answer_key or not question.strip() or answer_key not in chunk_text.casefold():
         return "ungrounded"
-    if answer_key in question.casefold():
+    if drop_answer_in_question and answer_key in question.casefold():
         return "answer_in_question"
     return None
 
@@ -108,12 +110,15 @@ def question_key(question: str) -> str:
     return re.sub(r"\s+", " ", question).strip().casefold()
 
 
-def keep_grounded(pairs: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def keep_grounded(
+    pairs: Iterable[dict[str, Any]], drop_answer_in_question: bool = True
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Keep the pairs that pass the grounding filter; return them and a count per drop reason.
 
     A pair (a dict with question, answer and chunk_text) is kept only if its answer is a case-insensitive
-    substring of its chunk text (the paper's filter), its question does not give the answer away, and no
-    earlier pair asked the same question (case-insensitive). Order is preserved.
+    substring of its chunk text (the paper's filter), its question does not give the answer away (unless
+    `drop_answer_in_question` is False, for published pairs), and no earlier pair asked the same question
+    (case-insensitive). Order is preserved.
     """
     kept: list[dict[str, Any]] = []
     dropped = dict.fromkeys(DROP_REASONS, 0)
@@ -125,7 +130,7 @@ def keep_grounded(pairs: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]]
             raise PipelineError(
                 f"grounding filter: every pair needs question, answer and chunk_text; got {pair!r:.200}."
             ) from err
-        reason = drop_reason(str(question), str(answer), str(text))
+        reason = drop_reason(str(question), str(answer), str(text), drop_answer_in_question)
         if reason is None and question_key(str(question)) in seen:
             reason = "duplicate"
         if reason is not None:

@@ -1,27 +1,30 @@
-"""The paper's train/test split: one seeded shuffle; the first round(n * fraction) records are the test."""
+"""The paper's train/test split, made by the library the paper used: Hugging Face `datasets`'
+`train_test_split(test_size=fraction, seed=seed)`. It draws `numpy.random.default_rng(seed).permutation(n)`
+and holds out its first ceil(n * fraction) indices, so the paper's 318 pairs in file order give its exact
+286 / 32 split with seed 42.
+"""
 
 from __future__ import annotations
 
-import random
+import math
 from typing import Any
 
 from rezero.errors import PipelineError
 
 
 def held_out_count(n: int, test_fraction: float) -> int:
-    """round(n * fraction), at least 1 and at most n - 1 once there are two records (318 -> 32)."""
+    """ceil(n * fraction) as `datasets` computes it, at most n - 1 (318 -> 32); 0 below two records."""
     if n < 2:
         return 0
-    return min(n - 1, max(1, round(n * test_fraction)))
+    return min(n - 1, max(1, math.ceil(n * test_fraction)))
 
 
 def split_train_test(
     records: list[dict[str, Any]], test_fraction: float, seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Shuffle a copy of `records` with `random.Random(seed)`; return (train, test).
-
-    The same records in the same order and the same seed always give the same split (paper: 318 pairs,
-    fraction 0.1, seed 42 -> 286 train / 32 test). Records keep their shuffled order in both parts.
+    """Split a copy of `records` as `datasets.Dataset.train_test_split(test_size, seed=seed)` does; return
+    (train, test), each in the permutation's order. The same records in the same order and the same seed
+    always give the same split (paper: 318 pairs, fraction 0.1, seed 42 -> 286 train / 32 test).
     """
     if not isinstance(records, list) or not records:
         raise PipelineError(
@@ -42,7 +45,12 @@ def split_train_test(
             "split: every record needs a unique 'id' so train and test cannot share a question; "
             "run the records through keep_grounded first."
         )
-    shuffled = list(records)
-    random.Random(seed).shuffle(shuffled)
-    n_test = held_out_count(len(shuffled), test_fraction)
-    return shuffled[n_test:], shuffled[:n_test]
+    if len(records) < 2:  # datasets refuses to split one row; it becomes training data
+        return list(records), []
+    from datasets import Dataset  # imported here: it takes a second or two, and only this step needs it
+
+    # Split row numbers, not the records: the records come back exactly as they went in (no Arrow typing).
+    parts = Dataset.from_dict({"row": list(range(len(records)))}).train_test_split(
+        test_size=held_out_count(len(records), test_fraction), seed=seed
+    )
+    return [records[i] for i in parts["train"]["row"]], [records[i] for i in parts["test"]["row"]]

@@ -31,7 +31,7 @@ def test_search_turn_injects_masked_results_and_answer_turn_ends(tokenizer, inde
     text = tokenizer.decode(injected)
     assert text.startswith("<|im_end|>") and text.endswith("<|im_start|>assistant\n")
     assert "<information>Result 1:\n" in text and "\n------\nResult 2:\n" in text
-    assert trajectory.retrieved[0][0]["text"][:100] in text
+    assert trajectory.retrieved[0][0]["shown"] in text
 
     answer = model_tokens(tokenizer, "<think>Based on the results.</think>\n<answer>55 hours</answer>")
     take_turn(trajectory, answer, template, env)

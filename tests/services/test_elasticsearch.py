@@ -1,6 +1,7 @@
 """The Elasticsearch backend against a real server (never a mock): indexing and search, agreement with the
 embedded engine on the mission report, alias swaps, per-document bulk errors, special characters, dense and
-hybrid modes, restarts, and clear connection and credential errors.
+hybrid modes, highlighted result windows (and their agreement with the embedded engine's), restarts, and
+clear connection and credential errors.
 
 Needs ES_URL (`bash infra/elasticsearch.sh start`, then `export ES_URL=http://127.0.0.1:9200`). Without it
 these tests skip, except under CI, where they fail. Each test uses its own alias and removes it after.
@@ -11,10 +12,12 @@ from __future__ import annotations
 import http.server
 import logging
 import os
+import re
 import socket
 import subprocess
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -22,10 +25,12 @@ from elasticsearch import Elasticsearch
 
 from rezero.config import IndexParams, SynthesizeParams
 from rezero.errors import PipelineError
-from rezero.io import read_json
+from rezero.io import read_json, read_jsonl
 from rezero.retrieval import Document, Retriever, build_index, chunk_documents, open_retriever
+from rezero.retrieval.embedded import query_terms
 from rezero.retrieval.es_connection import settings_from_env
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, SHARED_DATA, require_shared_file
+from tests.unit.test_windows import CHUNKS as WINDOW_CHUNKS
 
 pytestmark = pytest.mark.services
 log = logging.getLogger(__name__)
@@ -39,6 +44,11 @@ CHUNKS = [
     {"chunk_id": "c3", "position": 2, "text": "Splashdown happened in the Pacific Ocean near Samoa."},
 ]
 AGREEMENT_FLOOR = 0.7  # share of questions whose top chunk is the same in both engines
+WINDOW_DOCS = chunk_documents(
+    WINDOW_CHUNKS
+)  # the embedded window tests' chunks: query words far from the start
+WINDOW_MODES = ["bm25", "dense", "hybrid"]
+WORD = re.compile(r"\w+")
 
 
 @pytest.fixture(scope="session")
@@ -137,8 +147,9 @@ def special_retriever(tmp_path_factory, es_client) -> Iterator[Retriever]:
     ],
 )
 def test_any_query_text_never_raises(special_retriever, query):
-    hits = special_retriever.search(query, 3)
-    assert isinstance(hits, list)
+    assert isinstance(special_retriever.search(query, 3), list)
+    windowed = special_retriever.search(query, 3, snippet_chars=20)  # the highlighter takes any query too
+    assert all(hit.snippet is not None and len(hit.snippet) <= 20 for hit in windowed)
 
 
 def test_special_characters_still_find_their_words(special_retriever):
@@ -204,7 +215,7 @@ def test_agreement_with_the_embedded_backend_on_the_mission_report(
     from rezero.synthesis import generate_pairs
 
     # A fixed query set: the offline generator's questions (deterministic, seed 42), one per line.
-    records, _ = generate_pairs(mission_chunks, SynthesizeParams())
+    records, _ = generate_pairs(mission_chunks, SynthesizeParams(generator="offline"))
     questions = [r["question"] for r in records]
     documents = chunk_documents(mission_chunks)
     build_index(IndexParams(), documents, tmp_path / "embedded")
@@ -256,6 +267,115 @@ def test_dense_and_hybrid_modes_return_sensible_hits(mode, es_client, tmp_path):
         assert [[h.chunk_id for h in r] for r in hits] == [[h.chunk_id for h in r] for r in embedded]
     finally:
         drop(es_client, alias)
+
+
+@pytest.fixture(scope="module")
+def window_retrievers(es_client, tmp_path_factory) -> Iterator[dict[str, Retriever]]:
+    """Elasticsearch and embedded retrievers per mode over the chunks of the embedded window tests."""
+    root = tmp_path_factory.mktemp("windows")
+    aliases = {mode: f"rezero-test-{uuid.uuid4().hex[:10]}" for mode in WINDOW_MODES}
+    retrievers = {}
+    try:
+        for mode, alias in aliases.items():
+            build_index(
+                IndexParams(backend="elasticsearch", mode=mode, es_index=alias), WINDOW_DOCS, root / mode
+            )
+            retrievers[mode] = open_retriever(root / mode)
+        yield retrievers
+    finally:
+        for alias in aliases.values():
+            drop(es_client, alias)
+
+
+def words(text: str) -> set[str]:
+    return {word.lower() for word in WORD.findall(text)}
+
+
+@pytest.mark.parametrize("mode", WINDOW_MODES)
+@pytest.mark.parametrize("chars", [30, 80, 150])
+def test_highlighted_window_holds_the_query_words_within_the_limit(window_retrievers, mode, chars):
+    query = "cryogenic oxygen tank"
+    hits = window_retrievers[mode].search(query, 4, snippet_chars=chars)
+    (tank,) = [hit for hit in hits if hit.chunk_id == "c1"]
+    texts = {doc.chunk_id: doc.text for doc in WINDOW_DOCS}
+    for hit in hits:
+        assert hit.snippet is not None and 0 < len(hit.snippet) <= chars
+        assert hit.snippet in hit.text and hit.text == texts[hit.chunk_id]  # a window; the chunk stays whole
+        if words(hit.text) & set(query_terms(query)):
+            assert words(hit.snippet) & set(query_terms(query)), hit
+    assert not tank.text.startswith(tank.snippet)  # it moved to the match, far from the start
+
+
+@pytest.mark.parametrize("mode", WINDOW_MODES)
+def test_highlighted_window_without_snippet_chars_is_absent(window_retrievers, mode):
+    retriever = window_retrievers[mode]
+    plain = retriever.search("lunar module lifeboat", 3)
+    assert plain and all(hit.snippet is None for hit in plain)
+    windowed = retriever.search("lunar module lifeboat", 3, snippet_chars=50)
+    assert [(h.doc_id, h.text, h.score) for h in windowed] == [(h.doc_id, h.text, h.score) for h in plain]
+    queries = ["oxygen", "", "?!", "Samoa recovery", "lunar module"]
+    batch = retriever.search_many(queries, 2, snippet_chars=40)
+    single = [retriever.search(q, 2, snippet_chars=40) for q in queries]
+    # Scores aside (a batch pads its embedding inputs, which moves a float32's last digit): the same windows.
+    assert [[(h.doc_id, h.snippet) for h in r] for r in batch] == [
+        [(h.doc_id, h.snippet) for h in r] for r in single
+    ]
+    with pytest.raises(ValueError, match="snippet_chars must be >= 1"):
+        retriever.search("oxygen", 2, snippet_chars=0)
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_knn_hit_without_a_query_word_shows_the_start_of_its_text(window_retrievers, mode):
+    # No word in common with any chunk: kNN finds them; `no_match_size` gives the start of each text.
+    hits = window_retrievers[mode].search("water landing location", 3, snippet_chars=60)
+    assert hits[0].chunk_id == "c3"
+    for hit in hits:
+        assert hit.text.startswith(hit.snippet) and 45 < len(hit.snippet) <= 60
+
+
+@pytest.mark.parametrize("mode", WINDOW_MODES)
+def test_a_word_longer_than_the_highlighted_window_is_cut(window_retrievers, mode):
+    hits = window_retrievers[mode].search("supercalifragilisticexpialidocious", 4, snippet_chars=10)
+    assert hits and all(len(hit.snippet) <= 10 for hit in hits)
+
+
+def test_both_backends_show_windows_with_the_same_query_words(
+    mission_chunks, es_params, tmp_path, record_property
+):
+    # The paper's questions on the mission report, 300-character windows. The engines cut windows
+    # differently (tantivy: fixed tiles scored by the query words' rarity; Elasticsearch: sentences scored by
+    # BM25), so the check is on words: where both rank the same chunk first, both windows hold the query's
+    # rarest word in that chunk, and they share most of the query's content words (those in < 10 % of chunks).
+    path = require_shared_file(SHARED_DATA / "questions.jsonl")
+    questions = [row["question"] for row in read_jsonl(path)]
+    documents = chunk_documents(mission_chunks)
+    build_index(IndexParams(), documents, tmp_path / "embedded")
+    build_index(es_params, documents, tmp_path / "es")
+    embedded = open_retriever(tmp_path / "embedded").search_many(questions, 1, snippet_chars=300)
+    elastic = open_retriever(tmp_path / "es").search_many(questions, 1, snippet_chars=300)
+    chunk_frequency = Counter(word for chunk in mission_chunks for word in words(chunk["text"]))
+    rarest_in_both, overlap, compared = 0, 0.0, 0
+    for question, ours, theirs in zip(questions, embedded, elastic, strict=True):
+        if not ours or not theirs or ours[0].chunk_id != theirs[0].chunk_id:
+            continue
+        compared += 1
+        terms = set(query_terms(question))
+        rarest = min(terms & words(ours[0].text), key=lambda word: (chunk_frequency[word], word))
+        rarest_in_both += rarest in words(ours[0].snippet) and rarest in words(theirs[0].snippet)
+        content = {word for word in terms if chunk_frequency[word] < 0.1 * len(mission_chunks)}
+        a, b = content & words(ours[0].snippet), content & words(theirs[0].snippet)
+        overlap += len(a & b) / len(a | b) if a | b else 1.0
+    record_property("window_rarest_word_in_both", rarest_in_both / compared)
+    log.warning(
+        "300-character windows, %d questions with the same top chunk: rarest query word in both windows "
+        "%.1f%%, content-word overlap (Jaccard) %.2f",
+        compared,
+        100 * rarest_in_both / compared,
+        overlap / compared,
+    )
+    # Measured on 313 questions: 88 % and 0.87.
+    assert compared >= 0.9 * len(questions)
+    assert rarest_in_both / compared >= 0.8 and overlap / compared >= 0.75
 
 
 def local_server_managed_by_script() -> bool:

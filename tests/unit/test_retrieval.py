@@ -58,8 +58,10 @@ def test_best_matching_chunk_ranks_first(index_dir):
     ],
 )
 def test_any_query_text_never_raises(index_dir, query):
-    hits = open_retriever(index_dir).search(query, 3)
-    assert isinstance(hits, list)
+    retriever = open_retriever(index_dir)
+    assert isinstance(retriever.search(query, 3), list)
+    windowed = retriever.search(query, 3, snippet_chars=20)  # the highlighter takes any query too
+    assert all(hit.snippet is not None and len(hit.snippet) <= 20 for hit in windowed)
 
 
 def test_batch_search_equals_single_searches(index_dir):

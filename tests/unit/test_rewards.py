@@ -13,7 +13,7 @@ import pytest
 
 from rezero import protocol
 from rezero.errors import PipelineError
-from rezero.judges import LLMJudge, NormalizedMatchJudge, normalize_answer
+from rezero.judges import LLMJudge
 from rezero.rewards import (
     REWARD_NAMES,
     REWARDS,
@@ -74,40 +74,6 @@ class TestProtocol:
     def test_episode_ends_on_a_turn_without_a_search(self):
         assert protocol.ends_episode(ANSWER) and protocol.ends_episode(None)
         assert not protocol.ends_episode(SEARCH)
-
-
-class TestNormalizedMatchJudge:
-    @pytest.mark.parametrize(
-        ("prediction", "gold", "expected"),
-        [
-            ("The Moon.", "moon", True),  # article, punctuation, case
-            ("an oxygen tank", "the Oxygen Tank", True),
-            ("APOLLO-13!", "Apollo 13", True),  # punctuation read as a space
-            ("5000 feet", "5,000 feet", True),  # punctuation removed
-            ("It landed near the Fra Mauro highlands", "Fra Mauro", True),  # contained in a longer answer
-            ("Mauro Fra", "Fra Mauro", True),  # not contained, but token F1 = 1
-            ("tanks", "tank", False),  # containment is by whole tokens
-            ("Mauro", "Fra Mauro", False),  # F1 0.67 < 0.8
-            ("Hadley Rille", "Fra Mauro", False),
-            ("", "Fra Mauro", False),
-            ("the", "The", False),  # gold normalises to nothing
-        ],
-    )
-    def test_normalised_match(self, prediction, gold, expected):
-        assert NormalizedMatchJudge(0.8)("q", prediction, gold) is expected
-
-    @pytest.mark.parametrize(("threshold", "expected"), [(0.8, True), (0.9, False)])
-    def test_f1_threshold(self, threshold, expected):
-        # common 3 tokens: precision 3/3, recall 3/4, F1 = 6/7 = 0.857
-        assert NormalizedMatchJudge(threshold)("q", "oxygen tank two", "oxygen tank number two") is expected
-
-    @pytest.mark.parametrize("threshold", [0, -0.1, 1.5, "0.8"])
-    def test_bad_threshold_is_refused(self, threshold):
-        with pytest.raises(ValueError, match="f1_threshold"):
-            NormalizedMatchJudge(threshold)
-
-    def test_normalize_answer(self):
-        assert normalize_answer("  The Odyssey’s  “crew” — a dozen. ") == "odysseys crew dozen"
 
 
 class _FakeChatServer(BaseHTTPRequestHandler):
@@ -210,6 +176,13 @@ class TestLLMJudge:
         with pytest.raises(PipelineError, match="HTTP 500"):
             LLMJudge(base_url=chat_server, model="m", max_retries=0)("q", "a", "a")
 
+    def test_too_long_answer_is_no_without_asking(self, chat_server):
+        judge = LLMJudge(base_url=chat_server, model="m", max_retries=0, max_answer_words=3)
+        assert judge("Where?", "near the Fra Mauro highlands, I think", "Fra Mauro") is False
+        assert _FakeChatServer.requests == []
+        assert judge("Where?", "Fra Mauro highlands", "Fra Mauro") is True  # 3 words: asked, "Yes"
+        assert len(_FakeChatServer.requests) == 1
+
     def test_correctness_with_llm_judge_and_pickle_after_use(self, chat_server):
         reward = make_correctness_reward(LLMJudge(base_url=chat_server, model="m", max_retries=0))
         assert one(reward, turns=[SEARCH, ANSWER], answer="Fra Mauro", question="q") == 1.0
@@ -277,8 +250,8 @@ class TestFormat:
         ("last_turn", "expected"),
         [
             ("<think>t</think><answer>a</answer>", 1.0),
-            ("<think>t</think>\n<search>q</search>", 1.0),
-            ("<think>t</think><search>q1</search><search>q2</search>", 1.0),  # >=1 search is allowed
+            ("<think>t</think>\n<search>q</search>", 0.0),  # well formed, but the episode never answered
+            ("<think>t</think><search>q1</search><search>q2</search>", 0.0),
             ("<think>a</think><think>b</think><answer>a</answer>  \n", 1.0),  # trailing whitespace ok
             ("<think></think><answer>a</answer>", 1.0),  # an empty think pair still counts
             ("<answer>a</answer>", 0.0),  # no think
@@ -307,6 +280,16 @@ class TestFormat:
     def test_only_the_last_turn_is_judged(self):
         assert one(format_reward, turns=["garbage", ANSWER]) == 1.0
         assert one(format_reward, turns=[ANSWER, "garbage"]) == 0.0
+
+    def test_episode_ending_on_a_good_answer_scores_one(self):
+        assert one(format_reward, turns=[SEARCH, SEARCH, ANSWER]) == 1.0
+        assert one(format_reward, turns=[ANSWER]) == 1.0
+
+    @pytest.mark.parametrize("searches", [1, 3, 20])
+    def test_episode_cut_off_on_a_well_formed_search_scores_zero(self, searches):
+        # The last turn searched: the turn limit or token budget ended the episode before any answer.
+        assert one(format_reward, turns=[SEARCH] * searches) == 0.0
+        assert one(format_reward, turns=[ANSWER, SEARCH]) == 0.0
 
 
 class TestRetry:
@@ -403,7 +386,13 @@ class TestSearchStrategy:
             ([SEARCH, ANALYSE_SEARCH, ANALYSE_SEARCH, ANALYSE_SEARCH], 0.6),  # refinements capped at 0.4
             ([SEARCH, ANALYSE_SEARCH, ANALYSE_SEARCH, ANALYSE_ANSWER], 1.0),  # the whole pattern
             ([SEARCH, ANALYSE_ANSWER], 0.6),
-            ([ANALYSE_ANSWER], 0.4),  # synthesis needs no search
+            ([ANALYSE_ANSWER], 0.0),  # an answer from memory: no synthesis without an earlier search
+            ([ANALYSE_ANSWER, ANALYSE_ANSWER], 0.0),
+            (
+                ["<think>t</think><search>q</search><think>Based on it</think><answer>a</answer>"],
+                0.2,
+            ),  # same turn
+            ([ANALYSE_ANSWER, SEARCH], 0.2),  # the search came after the answer
             ([ANSWER], 0.0),  # a plain think before the answer
             (["<answer>a</answer><think>Based on it</think>"], 0.0),  # analysis after the answer
             ([ANSWER, ANALYSE_SEARCH], 0.2),  # no results before it: an opening, not a refinement
@@ -416,6 +405,11 @@ class TestSearchStrategy:
     )
     def test_table(self, turns, expected):
         assert one(search_strategy_reward, turns=turns) == expected
+
+    def test_synthesis_pays_only_after_a_search(self):
+        after_search = one(search_strategy_reward, turns=[SEARCH, ANALYSE_ANSWER])
+        assert after_search - one(search_strategy_reward, turns=[SEARCH, ANSWER]) == pytest.approx(0.4)
+        assert one(search_strategy_reward, turns=[ANALYSE_ANSWER]) == 0.0
 
 
 class TestSearchDiversity:
@@ -487,6 +481,19 @@ class TestBuildRewardFuncs:
     def test_unknown_retry_setting_is_refused(self):
         with pytest.raises(ValueError, match=r"unknown retry setting.*bonus.*valid: base, step, cap"):
             build_reward_funcs(PAPER_WEIGHTS, retry={"bonus": 1})
+
+
+def weighted_total(turns, **fields) -> float:
+    funcs, weights = build_reward_funcs(PAPER_WEIGHTS)
+    return sum(weight * one(func, turns=turns, **fields) for func, weight in zip(funcs, weights, strict=True))
+
+
+def test_searching_until_cut_off_earns_less_than_answering_wrongly():
+    # Three searches and no answer used to earn full format credit and about as much as answering.
+    searches = [SEARCH, ANALYSE_SEARCH, "<think>Based on that, the valve.</think><search>valve</search>"]
+    cut_off = weighted_total(searches, queries=["oxygen tank", "tank fan", "valve"], answer="Fra Mauro")
+    wrong = weighted_total([SEARCH, ANALYSE_ANSWER], queries=["oxygen tank"], answer="Fra Mauro")
+    assert cut_off < wrong < weighted_total([SEARCH, ANSWER], queries=["oxygen tank"], answer="Fra Mauro")
 
 
 # What a malformed rollout can look like: every field of one row broken at once.

@@ -68,7 +68,7 @@ RECORD_KEYS = {"id", "question", "answer", "chunk_id", "chunk_text", "difficulty
 
 
 def offline_records(chunks: list[dict[str, Any]] = CHUNKS, **overrides: Any) -> list[dict[str, Any]]:
-    records, _ = generate_pairs(chunks, SynthesizeParams(**overrides))
+    records, _ = generate_pairs(chunks, SynthesizeParams(**{"generator": "offline", **overrides}))
     return records
 
 
@@ -119,7 +119,7 @@ class TestOfflineGenerator:
         assert {r["difficulty"] for r in offline_records()} <= {"easy", "medium", "hard"}
 
     def test_real_mission_report_gives_over_300_grounded_pairs(self, mission_chunks: list[dict]) -> None:
-        records, summary = generate_pairs(mission_chunks, SynthesizeParams())
+        records, summary = generate_pairs(mission_chunks, SynthesizeParams(generator="offline"))
         assert len(records) > 300
         assert summary["chunks_in"] == len(mission_chunks)
         kept, dropped = keep_grounded(records)
@@ -139,7 +139,7 @@ class TestGeneratePairs:
             assert record["chunk_text"] == chunk["text"]
 
     def test_summary_counts_add_up(self) -> None:
-        records, summary = generate_pairs(CHUNKS, SynthesizeParams())
+        records, summary = generate_pairs(CHUNKS, SynthesizeParams(generator="offline"))
         dropped = sum(v for k, v in summary.items() if k.startswith("pairs_dropped_"))
         assert summary["pairs_kept"] == len(records)
         assert summary["pairs_generated"] == summary["pairs_kept"] + dropped
@@ -161,11 +161,11 @@ class TestGeneratePairs:
     )
     def test_bad_chunks_raise_pipeline_error(self, chunks: list[Any], message: str) -> None:
         with pytest.raises(PipelineError, match=re.escape(message)):
-            generate_pairs(chunks, SynthesizeParams())
+            generate_pairs(chunks, SynthesizeParams(generator="offline"))
 
     def test_chunks_without_any_prose_raise_pipeline_error(self) -> None:
         with pytest.raises(PipelineError, match="no pair survived"):
-            generate_pairs([CHUNKS[2]], SynthesizeParams())
+            generate_pairs([CHUNKS[2]], SynthesizeParams(generator="offline"))
 
 
 def pair(question: str, answer: str, text: str = "The tank was vented at 41:12:05.") -> dict[str, str]:
@@ -229,6 +229,16 @@ class TestSplitTrainTest:
         assert split_train_test(records, 0.1, 42) == split_train_test(records, 0.1, 42)
         assert split_train_test(records, 0.1, 42)[1] != split_train_test(records, 0.1, 43)[1]
 
+    def test_test_split_is_the_first_ceil_n_fraction_of_numpys_permutation(self) -> None:
+        # What datasets' train_test_split(test_size=0.1, seed=42) does, restated with numpy alone.
+        import numpy as np
+
+        records = numbered_records(318)
+        train, test = split_train_test(records, 0.1, 42)
+        permutation = np.random.default_rng(42).permutation(318)
+        assert test == [records[i] for i in permutation[:32]]
+        assert train == [records[i] for i in permutation[32:]]
+
     def test_input_list_is_not_reordered(self) -> None:
         records = numbered_records(20)
         before = list(records)
@@ -236,7 +246,7 @@ class TestSplitTrainTest:
         assert records == before
 
     @pytest.mark.parametrize(
-        ("n", "sizes"), [(1, (1, 0)), (2, (1, 1)), (3, (2, 1)), (10, (9, 1)), (31, (28, 3))]
+        ("n", "sizes"), [(1, (1, 0)), (2, (1, 1)), (3, (2, 1)), (10, (9, 1)), (31, (27, 4))]
     )
     def test_small_sets_hold_out_at_least_one_record(self, n: int, sizes: tuple[int, int]) -> None:
         train, test = split_train_test(numbered_records(n), 0.1, 42)
@@ -469,3 +479,123 @@ class TestOpenAIGenerator:
             monkeypatch.setenv("REZERO_QA_BASE_URL", value)
         with pytest.raises(PipelineError, match="REZERO_QA_BASE_URL"):
             generate_pairs(CHUNKS[:1], openai_params())
+
+
+def published_row(question: str, answer: str, paragraphs: list[str]) -> str:
+    return json.dumps(
+        {"id": "7", "question": question, "answer": answer, "supporting_paragraphs": paragraphs}
+    )
+
+
+def published_params(path: Any, **overrides: Any) -> SynthesizeParams:
+    settings = {"generator": "published", "published_source": str(path), "published_sha256": None}
+    return SynthesizeParams(**{**settings, **overrides})
+
+
+class TestPublishedGenerator:
+    """A QA file of someone else's pairs, mapped to our chunks by their supporting paragraphs."""
+
+    PARAGRAPHS_A = PROSE_A.split("\n\n")
+
+    def write(self, tmp_path: Any, lines: list[str]) -> Any:
+        path = tmp_path / "qa.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def test_rows_map_to_the_chunk_holding_their_paragraphs_in_file_order(self, tmp_path: Any) -> None:
+        path = self.write(
+            tmp_path,
+            [
+                published_row("When did the cabin fan fail?", "62:30:10", self.PARAGRAPHS_A),
+                published_row("How much water was used?", "31.5 pounds", PROSE_B.split("\n\n")[:1]),
+            ],
+        )
+        records, summary = generate_pairs(CHUNKS, published_params(path))
+        assert [(r["chunk_id"], r["answer"]) for r in records] == [
+            ("0000-a", "62:30:10"),
+            ("0001-b", "31.5 pounds"),
+        ]
+        assert all(r["generator"] == "published" for r in records)
+        assert (summary["rows"], summary["rows_mapped"], summary["pairs_kept"]) == (2, 2, 2)
+
+    def test_a_question_containing_its_answer_is_kept_as_published(self, tmp_path: Any) -> None:
+        # The offline and openai generators drop such pairs; a published set is kept as written.
+        path = self.write(
+            tmp_path, [published_row("Was battery 3 used in the test?", "battery 3", PROSE_B.split("\n\n"))]
+        )
+        records, _ = generate_pairs(CHUNKS, published_params(path))
+        assert [r["answer"] for r in records] == ["battery 3"]
+
+    def test_whitespace_differences_do_not_break_the_mapping(self, tmp_path: Any) -> None:
+        spaced = [p.replace(" ", "  ") + "\n" for p in self.PARAGRAPHS_A]
+        path = self.write(tmp_path, [published_row("When was tank No. 3 vented?", "41:12:05", spaced)])
+        assert generate_pairs(CHUNKS, published_params(path))[0][0]["chunk_id"] == "0000-a"
+
+    def test_the_chunk_that_is_exactly_the_paragraphs_wins_over_a_longer_one(self, tmp_path: Any) -> None:
+        chunks = [*CHUNKS, {"chunk_id": "0003-d", "position": 3, "text": self.PARAGRAPHS_A[0]}]
+        path = self.write(
+            tmp_path,
+            [published_row("Where was the landing planned?", "Marsh Highlands", self.PARAGRAPHS_A[:1])],
+        )
+        assert generate_pairs(chunks, published_params(path))[0][0]["chunk_id"] == "0003-d"
+
+    def test_unmatched_rows_are_an_error_naming_the_file_and_lines(self, tmp_path: Any) -> None:
+        path = self.write(
+            tmp_path,
+            [
+                published_row("When did the cabin fan fail?", "62:30:10", self.PARAGRAPHS_A),
+                published_row("Who flew?", "Nobody", ["A paragraph that is in no chunk."]),
+                json.dumps({"question": "Where?", "answer": "Here"}),
+            ],
+        )
+        with pytest.raises(PipelineError, match=r"qa\.jsonl: 2 of 3 rows .*lines 2, 3"):
+            generate_pairs(CHUNKS, published_params(path))
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            (
+                json.dumps({"answer": "62:30:10", "supporting_paragraphs": []}),
+                "qa.jsonl:1: the row has no question",
+            ),
+            (json.dumps({"question": "When?", "answer": " "}), "qa.jsonl:1: the row has no answer"),
+            ("{not json", "qa.jsonl:1: not valid JSON"),
+            ("[1, 2]", "qa.jsonl:1: the row has no question and no answer"),
+        ],
+    )
+    def test_bad_rows_are_an_error_naming_the_file_and_line(
+        self, tmp_path: Any, line: str, message: str
+    ) -> None:
+        path = self.write(tmp_path, [line])
+        with pytest.raises(PipelineError, match=re.escape(message)):
+            generate_pairs(CHUNKS, published_params(path))
+
+    def test_sha256_mismatch_is_an_error_naming_the_file(self, tmp_path: Any) -> None:
+        path = self.write(
+            tmp_path, [published_row("When did the cabin fan fail?", "62:30:10", self.PARAGRAPHS_A)]
+        )
+        with pytest.raises(PipelineError, match=r"qa\.jsonl: sha256 mismatch: expected 00+"):
+            generate_pairs(CHUNKS, published_params(path, published_sha256="0" * 64))
+
+    def test_a_pinned_url_is_read_from_a_matching_local_copy_first(
+        self, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        path = self.write(
+            tmp_path, [published_row("When did the cabin fan fail?", "62:30:10", self.PARAGRAPHS_A)]
+        )
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        monkeypatch.chdir(tmp_path)
+        params = published_params(
+            "http://127.0.0.1:9/qa.jsonl", published_sha256=digest, published_local_copies=["qa.jsonl"]
+        )
+        records, summary = generate_pairs(CHUNKS, params)
+        assert len(records) == 1 and summary["generator_settings"]["read_from"] == "qa.jsonl"
+
+    def test_an_unpinned_url_is_refused(self) -> None:
+        with pytest.raises(PipelineError, match="must be pinned"):
+            generate_pairs(CHUNKS, published_params("https://example.org/qa.jsonl"))
+
+    def test_an_unreachable_url_without_a_copy_names_the_url(self) -> None:
+        params = published_params("http://127.0.0.1:9/qa.jsonl", published_sha256="0" * 64, timeout_s=2.0)
+        with pytest.raises(PipelineError, match=r"could not download http://127\.0\.0\.1:9/qa\.jsonl"):
+            generate_pairs(CHUNKS, params)

@@ -1,0 +1,149 @@
+"""The warm start: expert episodes built by the agent's own functions from real questions and the real index
+(the answer visible, loss only on the model's two turns), a clear error when too few can be built, and a real
+SFT run that saves the adapter GRPO continues and logs its loss to a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rezero.agent import DEMONSTRATION, ChatTemplate, SearchEnvironment
+from rezero.config import AgentParams, RewardParams, WarmstartParams
+from rezero.errors import PipelineError
+from rezero.retrieval import open_retriever
+from rezero.visibility import answer_visible
+from rezero.warmstart import (
+    ANSWER_THINKS,
+    SEARCH_THINKS,
+    WarmstartSetup,
+    build_expert_set,
+    derive_query,
+    run_warmstart,
+    sft_rows,
+)
+from tests.model.conftest import environment, tiny_train
+
+pytestmark = pytest.mark.slow
+
+# The default profile's window (300 characters, top 3) and room for one search and an answer.
+AGENT = AgentParams(top_k=3, result_chars=300, max_trajectory_tokens=768)
+
+
+@pytest.fixture(scope="module")
+def expert(tokenizer, index_dir, train_records):
+    env = SearchEnvironment(open_retriever(index_dir), AGENT)
+    template = ChatTemplate(tokenizer, AGENT.worked_example)
+    return build_expert_set(train_records, template, env, episodes=24, held_out=4, seed=7)
+
+
+def masked_text(tokenizer, episode, keep: int) -> list[str]:
+    """The completion's runs of tokens with env_mask == keep, decoded."""
+    runs, current = [], []
+    for token, mask in zip(episode.completion_ids, episode.env_mask, strict=True):
+        if mask == keep:
+            current.append(token)
+        elif current:
+            runs.append(tokenizer.decode(current))
+            current = []
+    return runs + ([tokenizer.decode(current)] if current else [])
+
+
+def test_each_episode_searches_once_with_the_questions_words_then_answers_gold(tokenizer, expert):
+    assert len(expert.episodes) == 24
+    for episode, record in zip(expert.episodes, expert.records, strict=True):
+        search, answer = masked_text(tokenizer, episode, keep=1)  # exactly the model's two turns are trained
+        assert search.endswith(f"<search>{derive_query(record['question'])}</search>")
+        assert any(f"<think>{think}</think>" in search for think in SEARCH_THINKS)
+        assert answer.endswith(f"<answer>{record['answer']}</answer>")
+        assert episode.queries == [derive_query(record["question"])] and episode.stop_reason == "answer"
+
+
+def test_the_answer_think_names_a_result_that_shows_the_answer(tokenizer, expert):
+    for episode, record in zip(expert.episodes, expert.records, strict=True):
+        answer_turn = episode.turns[-1]
+        number = next(n for n in range(1, 4) if any(t.format(n=n) in answer_turn for t in ANSWER_THINKS))
+        assert answer_visible(record["answer"], episode.retrieved[0][number - 1]["shown"])
+
+
+def test_results_are_injected_masked_and_the_prompt_has_no_worked_example(tokenizer, expert):
+    for episode in expert.episodes:
+        (injected, closing) = masked_text(tokenizer, episode, keep=0)
+        assert injected.count("<information>") == 1 and "Result 1:\n" in injected
+        assert closing == "<|im_end|>"  # close_episode's end of turn, never sampled
+        prompt = tokenizer.decode(episode.prompt_ids)
+        assert DEMONSTRATION[0]["content"] not in prompt and prompt.count("<|im_start|>user") == 1
+
+
+def test_held_out_questions_are_not_demonstrated(expert):
+    held = {r["question"] for r in expert.held_out}
+    assert len(held) == 4 and not held & {r["question"] for r in expert.records}
+
+
+def test_sft_rows_mask_everything_but_the_models_turns(expert):
+    for row, episode in zip(sft_rows(expert.episodes), expert.episodes, strict=True):
+        assert row["input_ids"] == episode.prompt_ids + episode.completion_ids
+        assert len(row["assistant_masks"]) == len(row["input_ids"])
+        assert sum(row["assistant_masks"]) == sum(episode.env_mask) > 0
+        assert row["assistant_masks"][: len(episode.prompt_ids)] == [0] * len(episode.prompt_ids)
+
+
+def test_answers_the_results_do_not_show_are_skipped(tokenizer, index_dir, train_records):
+    # A 10-character window hides most answers: those questions give no demonstration, and are counted.
+    narrow = AgentParams(top_k=1, result_chars=10, max_trajectory_tokens=768)
+    env = SearchEnvironment(open_retriever(index_dir), narrow)
+    expert = build_expert_set(
+        train_records[:40], ChatTemplate(tokenizer), env, episodes=40, held_out=0, seed=7
+    )
+    assert expert.counts["skipped_answer_not_shown"] + expert.counts["episodes"] == 40
+    assert expert.counts["skipped_answer_not_shown"] > 20
+
+
+def test_too_few_usable_episodes_is_a_clear_error(index_dir, train_records):
+    setup = WarmstartSetup(
+        warmstart=WarmstartParams(min_episodes=20, held_out=0),
+        train=tiny_train(),
+        agent=AgentParams(top_k=1, result_chars=10, max_trajectory_tokens=768),
+        judge=None,
+        profile="test",
+        experiment="rezero-test",
+    )
+    with pytest.raises(
+        PipelineError, match=r"only \d+ usable expert episodes \(need warmstart.min_episodes = 20\)"
+    ):
+        run_warmstart(setup, train_records[:30], open_retriever(index_dir), None)
+
+
+def test_a_short_warm_start_saves_an_adapter_and_logs_its_loss(index_dir, train_records, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from rezero.training import make_judge
+
+    # 8 episodes, batch 4, 1 epoch: 2 optimiser steps; 2 held-out questions for the behaviour measure.
+    setup = WarmstartSetup(
+        warmstart=WarmstartParams(episodes=8, min_episodes=4, held_out=2, epochs=1.0, batch_size=4),
+        train=tiny_train(),
+        agent=AgentParams(
+            top_k=3, result_chars=300, max_trajectory_tokens=768, max_turn_tokens=32, max_turns=2
+        ),
+        judge=make_judge(RewardParams()),
+        profile="test",
+        experiment="rezero-test",
+    )
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    with environment(MLFLOW_TRACKING_URI=store):
+        summary = run_warmstart(setup, train_records[:12], open_retriever(index_dir), adapter)
+    assert (adapter / "adapter_model.safetensors").is_file()
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["r"] == setup.train.lora_r
+    assert summary["steps"] == 2 and summary["episodes"] == 8 and len(summary["log_history"]) == 2
+    assert set(summary["held_out"]) == {
+        "answered_after_results",
+        "answered_share",
+        "searches_per_question",
+        "accuracy",
+    }
+    losses = MlflowClient(store).get_metric_history(summary["mlflow_run_id"], "warmstart/loss")
+    assert [m.step for m in losses] == [1, 2] and all(m.value > 0 for m in losses)
