@@ -31,20 +31,23 @@ from rezero.visibility import first_result_showing
 log = logging.getLogger(__name__)
 
 # Think texts drawn at random, so the loss is spent on the protocol rather than on one memorised sentence.
+# Every search think starts with "I" and every answer think with "Based on result": the turn's kind is
+# decided by its first word, which greedy decoding then picks cleanly. (With openings shared between the
+# kinds, the warm-started model repeated its search turn after the results instead of answering.)
 SEARCH_THINKS = (
     "I need to search the document.",
-    "The report should say. I will search for it.",
-    "Let me look this up in the report.",
-    "I do not know this yet. Searching the document.",
+    "I will search the report for this.",
+    "I should look this up in the document.",
+    "I do not know this yet, so I will search.",
     "I will search the mission report.",
 )
-# Each names the result that shows the answer and uses an analysing word (rewards.py, search_strategy).
+# Each names the result that shows the answer and analyses it (rewards.py, search_strategy).
 ANSWER_THINKS = (
     "Based on result {n}, I found the answer.",
-    "According to result {n}, this is the answer.",
-    "The results show it in result {n}.",
-    "Result {n} has the answer, based on the results.",
-    "From the results: result {n} answers the question.",
+    "Based on result {n}, the answer is clear.",
+    "Based on result {n}, this answers the question.",
+    "Based on result {n}, the information shows it.",
+    "Based on result {n}, I can answer now.",
 )
 # Question words that carry no search meaning; the rest of the question is the query.
 QUESTION_WORDS = frozenset(
@@ -269,7 +272,10 @@ def run_warmstart(setup: WarmstartSetup, records: list[dict], retriever: Any, ad
     args = SFTConfig(
         output_dir="warmstart-trainer",  # replaced by a temporary folder below
         num_train_epochs=ws.epochs,
-        per_device_train_batch_size=ws.batch_size,
+        # One episode per forward pass, accumulated to batch_size: padding 4 episodes of 300-670 tokens to
+        # the longest made a step 1.4x slower on 2 cores (60 s vs 44 s for 16 episodes).
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=ws.batch_size,
         learning_rate=ws.learning_rate,
         lr_scheduler_type=ws.lr_scheduler,
         warmup_steps=ws.warmup_ratio,  # a float in [0, 1) is a ratio of the steps (transformers 5)
