@@ -10,9 +10,10 @@ comes from the retry reward, and ReZero and its baseline start from the same ada
 Each episode is built by the agent's own functions (`take_turn`, `close_episode`), so its token ids are
 exactly those the rollout would produce, and trained with TRL's `SFTTrainer` on the pre-tokenised ids with
 `assistant_masks` = the rollout's `env_mask`: the loss covers the model's two turns (the search and the
-answer) and never the injected results. A naive version (one templated think, one epoch) learned the search
-turn but then repeated it instead of answering; so the think texts vary, both turns weigh alike, there are
-several epochs, and the stage measures the share of held-out questions answered after seeing results.
+answer) and never the injected results. A naive version (one templated think, one epoch, lr 2e-4) learned the
+search turn but then repeated it instead of answering; so the think texts vary but each kind of turn has its
+own opening word, there are several epochs at a higher learning rate, and the stage measures the share of
+held-out questions answered after seeing results.
 """
 
 from __future__ import annotations
@@ -51,39 +52,10 @@ ANSWER_THINKS = (
 )
 # Question words that carry no search meaning; the rest of the question is the query.
 QUESTION_WORDS = frozenset(
-    (
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "was",
-        "were",
-        "is",
-        "are",
-        "did",
-        "do",
-        "does",
-        "the",
-        "a",
-        "an",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "by",
-        "with",
-        "and",
-        "or",
-        "during",
-        "after",
-        "before",
+    re.findall(
+        r"\w+",
+        "what which who whom whose when where why how was were is are did do does the a an of in on at to "
+        "for by with and or during after before",
     )
 )
 

@@ -83,8 +83,35 @@ def train_records(mission_chunks) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def trained(index_dir, train_records, tmp_path_factory):
-    """A 2-step GRPO run with checkpoints at steps 1 and 2, logged to a real MLflow SQLite store."""
+def warmstarted(index_dir, train_records, tmp_path_factory):
+    """A warm start of 8 expert episodes (2 steps of 4) in the folder layout the `warmstart` stage writes."""
+    from rezero.config import WarmstartParams
+    from rezero.io import write_json
+    from rezero.retrieval import open_retriever
+    from rezero.training import WARMSTART_FILE, make_judge
+    from rezero.warmstart import WarmstartSetup, run_warmstart
+
+    root = tmp_path_factory.mktemp("warmstart")
+    folder = root / "warmstart"
+    folder.mkdir()
+    setup = WarmstartSetup(
+        warmstart=WarmstartParams(episodes=8, min_episodes=4, held_out=1, epochs=1.0, batch_size=4),
+        train=tiny_train(),
+        agent=tiny_agent(),
+        judge=make_judge(RewardParams()),
+        profile="test",
+        experiment="rezero-test",
+    )
+    with environment(MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlruns.db'}"):
+        summary = run_warmstart(setup, train_records[8:40], open_retriever(index_dir), folder)
+    write_json(folder / WARMSTART_FILE, {"enabled": True, "mlflow_run_id": summary["mlflow_run_id"]})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained(index_dir, train_records, warmstarted, tmp_path_factory):
+    """A 2-step GRPO run continuing the warm start, with checkpoints at steps 1 and 2, logged to a real
+    MLflow SQLite store."""
     from rezero.retrieval import open_retriever
     from rezero.training import TrainingSetup, train
 
@@ -99,5 +126,14 @@ def trained(index_dir, train_records, tmp_path_factory):
         extra={"experiment": "rezero-test"},
     )
     with environment(MLFLOW_TRACKING_URI=store):
-        summary = train(setup, train_records[:8], open_retriever(index_dir), root / "checkpoints")
-    return {"root": root, "store": store, "setup": setup, "summary": summary, "records": train_records[:8]}
+        summary = train(
+            setup, train_records[:8], open_retriever(index_dir), root / "checkpoints", warmstarted
+        )
+    return {
+        "root": root,
+        "store": store,
+        "setup": setup,
+        "summary": summary,
+        "records": train_records[:8],
+        "warmstart": warmstarted,
+    }

@@ -125,3 +125,20 @@ def test_noise_share_fills_result_slots_with_distractors(tmp_path, mission_chunk
     query = "cryogenic oxygen tank pressure"
     assert sum(not h.original for h in noisy.search(query)) == 5
     assert [h.doc_id for h in clean.search(query)] == [h.doc_id for h in retriever.search(query, 5)]
+
+
+def test_the_last_allowed_turn_is_told_to_answer(tokenizer, index_dir):
+    from rezero.agent import LAST_TURN_NOTE
+
+    # 3 turns: the results after the first search say nothing; those after the second say "answer now".
+    params = AgentParams(max_turns=3, top_k=1, result_chars=100, max_trajectory_tokens=768)
+    env = SearchEnvironment(open_retriever(index_dir), params)
+    template = ChatTemplate(tokenizer)
+    trajectory = Trajectory(question="q", prompt_ids=template.prompt_ids("When did the oxygen tank fail?"))
+    search = model_tokens(tokenizer, "<think>I need to search.</think>\n<search>oxygen tank</search>")
+    take_turn(trajectory, search, template, env)
+    assert LAST_TURN_NOTE not in trajectory.information[0]
+    take_turn(trajectory, search, template, env)
+    assert trajectory.information[1].endswith(LAST_TURN_NOTE)
+    injected = [i for i, m in zip(trajectory.completion_ids, trajectory.env_mask, strict=True) if m == 0]
+    assert tokenizer.decode(injected).count(LAST_TURN_NOTE.strip()) == 1  # and the model is shown it

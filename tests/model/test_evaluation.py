@@ -61,6 +61,7 @@ def test_evaluate_stage_scores_every_checkpoint_and_registers_the_best(trained, 
             str(PROJECT_ROOT / "stages/evaluate.py"),
             str(test_qa),
             str(index_dir),
+            str(trained["warmstart"]),
             str(trained["root"] / "checkpoints"),
             *map(str, outputs),
             "--params",
@@ -73,7 +74,10 @@ def test_evaluate_stage_scores_every_checkpoint_and_registers_the_best(trained, 
     assert result.returncode == 0, result.stderr[-3000:]
 
     summary = json.loads(outputs[0].read_text())
+    # Step 0 is the warm start; the raw model is reported apart, as `base`.
     assert set(summary["accuracy_by_step"]) == {"0", "1", "2"} and summary["questions"] == 2
+    assert summary["step0_accuracy"] == summary["accuracy_by_step"]["0"]
+    assert "accuracy" in summary["base"] and summary["base_accuracy"] == summary["base"]["accuracy"]
     assert summary["best_step"] in (1, 2) and isinstance(summary["overfitting"], bool)
     rows = list(csv.DictReader(outputs[1].open()))
     assert [r["step"] for r in rows] == ["0", "1", "2"]
@@ -82,11 +86,13 @@ def test_evaluate_stage_scores_every_checkpoint_and_registers_the_best(trained, 
     )
     samples = [json.loads(line) for line in outputs[2].read_text().splitlines()]
     assert {s["step"] for s in samples} == {0, 1, 2} and all("messages" in s for s in samples)
+    assert {s["model"] for s in samples} == {"base", "warmstart", "checkpoint-1", "checkpoint-2"}
     assert (outputs[3] / "adapter_model.safetensors").is_file()
 
     client = MlflowClient(trained["store"])
     run_id = trained["summary"]["mlflow_run_id"]
     assert [m.step for m in client.get_metric_history(run_id, "eval/accuracy")] == [0, 1, 2]
+    assert [m.step for m in client.get_metric_history(run_id, "eval/base/accuracy")] == [0]
     version = client.get_model_version_by_alias("rezero-searcher", "best")
     assert version.run_id == run_id and version.tags["step"] == str(summary["best_step"])
 

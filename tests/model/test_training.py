@@ -80,7 +80,9 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(trained, index_di
     shutil.rmtree(copy / "checkpoint-2")  # killed after saving step 1
     assert latest_checkpoint(copy).name == "checkpoint-1"
     with environment(MLFLOW_TRACKING_URI=trained["store"]):
-        summary = train(trained["setup"], trained["records"], open_retriever(index_dir), copy)
+        summary = train(
+            trained["setup"], trained["records"], open_retriever(index_dir), copy, trained["warmstart"]
+        )
     assert summary["steps"] == 2 and (copy / "checkpoint-1").is_dir()
     assert summary["mlflow_run_id"] == trained["summary"]["mlflow_run_id"]  # the same MLflow run continues
     resumed = load_file(str(copy / "checkpoint-2/adapter_model.safetensors"))
@@ -113,3 +115,15 @@ def test_unreachable_mlflow_server_fails_before_training(trained, index_dir, tmp
     ):
         train(trained["setup"], trained["records"], open_retriever(index_dir), tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_grpo_continues_the_warm_start_and_keeps_it_as_the_reference(trained):
+    # TRL keeps a frozen copy of the adapter it continues (its "ref" adapter): the KL term then holds the
+    # policy near the warm start, not near the raw model.
+    warm = load_file(str(trained["warmstart"] / "adapter_model.safetensors"))
+    checkpoint = trained["root"] / "checkpoints/checkpoint-2"
+    reference = load_file(str(checkpoint / "ref/adapter_model.safetensors"))
+    policy = load_file(str(checkpoint / "adapter_model.safetensors"))
+    assert set(reference) == set(warm) == set(policy)
+    assert all(torch.equal(reference[name], warm[name]) for name in warm)
+    assert any(not torch.equal(policy[name], warm[name]) for name in warm)  # GRPO moved the policy

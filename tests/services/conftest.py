@@ -26,9 +26,14 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, copy_project
 
-# The smallest run that still trains and evaluates the real 135M model: 2 steps, a checkpoint each, 2
-# rollouts of 2 turns of 16 tokens, 2 test questions. Each train or evaluate takes 1-3 minutes on 2 cores.
+# The smallest run that still trains and evaluates the real 135M model: a warm start of one step on 4
+# episodes, 2 GRPO steps, a checkpoint each, 2 rollouts of 2 turns of 16 tokens, 2 test questions. Each
+# warm start, train or evaluate takes 1-3 minutes on 2 cores.
 TINY = {
+    "warmstart.episodes": 4,
+    "warmstart.min_episodes": 4,
+    "warmstart.held_out": 1,
+    "warmstart.epochs": 1.0,
     "train.max_steps": 2,
     "train.save_steps": 1,
     "train.num_generations": 2,
