@@ -25,6 +25,7 @@ HEADLINE = [  # the paper's comparison: which variant, how long, peak and final 
     "evaluate/final_step",
     "evaluate/overfitting",
     "evaluate/base_accuracy",
+    "evaluate/step0_accuracy",
 ]
 
 

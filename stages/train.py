@@ -46,7 +46,7 @@ def main() -> None:
         data_fingerprint=hashlib.sha256(
             args.train_qa.read_bytes()
             + (args.index / "manifest.json").read_bytes()
-            + (args.warmstart / "warmstart.json").read_bytes()
+            + ((adapter / "warmstart.json").read_bytes() if adapter else b"")
         ).hexdigest(),
         extra={"experiment": sections["tracking"].experiment, "warmstart_run": warmstart_run},
     )
