@@ -24,11 +24,9 @@ BEHAVIOUR = ("searches_per_question", "retry_share", "answered_share")
 
 def training_runs(client: Any, experiment_id: str) -> list[Any]:
     """The newest finished run with evaluation metrics per (variant, seed), baseline rows after ReZero's."""
-    runs = client.search_runs(
-        [experiment_id], "tags.variant IN ('rezero', 'no_retry')", order_by=["attributes.start_time DESC"]
-    )
+    runs = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"])  # tags: no IN
     newest: dict[tuple[str, str], Any] = {}
-    for run in runs:
+    for run in (r for r in runs if r.data.tags.get("variant") in ("rezero", "no_retry")):
         key = (run.data.tags["variant"], run.data.params.get("train.seed", "?"))
         if "eval/best_step" in run.data.metrics and key not in newest:
             newest[key] = run
