@@ -85,9 +85,15 @@ def test_real_model_episodes_keep_ids_mask_and_text_aligned(base_model, tokenize
 def test_cached_turns_equal_generation_from_the_whole_conversation(base_model, tokenizer, index_dir):
     """The loop batches padded rows and reuses their KV cache across turns; each greedy turn must be exactly
     what the model writes when it reads the whole conversation from scratch, alone and unpadded."""
-    # Turns long enough for the base model to finish a search (it searches greedily on these questions).
+    # Turns long enough for the base model to finish a search; with the worked example in the prompt it
+    # searches greedily on these questions (without it, it answers from memory and no later turn exists).
     params = AgentParams(
-        max_turns=2, top_k=2, max_turn_tokens=64, max_trajectory_tokens=400, result_chars=100
+        max_turns=2,
+        top_k=2,
+        max_turn_tokens=64,
+        max_trajectory_tokens=400,
+        result_chars=100,
+        worked_example=True,
     )
     env = SearchEnvironment(open_retriever(index_dir), params)
     questions = [

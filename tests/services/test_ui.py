@@ -56,7 +56,7 @@ def test_prefect_ui_lists_the_deployments(deployments, services):
     assert "nightly" in dom and "weekly" in dom
 
 
-def test_mlflow_ui_shows_both_runs_in_one_experiment(comparison, services):
+def test_mlflow_ui_shows_the_variants_and_their_warm_start_in_one_experiment(comparison, services):
     experiment = next(
         e
         for e in api(f"{services.mlflow_url}/api/2.0/mlflow/experiments/search", {"max_results": 100})[
@@ -68,7 +68,7 @@ def test_mlflow_ui_shows_both_runs_in_one_experiment(comparison, services):
         f"{services.mlflow_url}/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]}
     )["runs"]
     names = sorted(run["info"]["run_name"] for run in runs)
-    assert len(names) == 2
+    assert len(names) == 3  # the two variants and the warm start they share
     dom = browse(
         f"{services.mlflow_url}/#/experiments/{experiment['experiment_id']}/runs", OUTPUTS / "mlflow-runs.png"
     )
