@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,19 +219,8 @@ def train(
     output_dir: Path,
     warmstart_adapter: Path | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) GRPO training; checkpoints land in `output_dir/checkpoint-<step>`.
-
-    With `warmstart_adapter` (the `warmstart` stage's LoRA folder) GRPO continues that adapter, and TRL keeps
-    a frozen copy of it as the reference model (its "ref" adapter), so the KL term holds the policy near the
-    warm start rather than near the raw model; without it, a new LoRA adapter starts from zero.
-    """
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import GRPOTrainer
-
+    """Run (or resume) GRPO training: checkpoints in `output_dir/checkpoint-<step>`, metrics in MLflow."""
     from rezero import tracking
-    from rezero.models import apply_adapter, load_model, load_tokenizer
     from rezero.training_callbacks import CheckpointMetadataCallback, MlflowStepCallback
 
     if not train_records:
@@ -251,6 +241,48 @@ def train(
             "params": setup.as_params(),
         },
     )
+    stats = RolloutStats()
+    trainer = build_trainer(
+        setup,
+        train_records,
+        retriever,
+        output_dir,
+        warmstart_adapter,
+        stats,
+        callbacks=[MlflowStepCallback(run_id, stats), CheckpointMetadataCallback(setup)],
+    )
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    tracking.end_run()
+    return {
+        "steps": trainer.state.global_step,
+        "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
+        "checkpoints": len(checkpoint_dirs(output_dir)),
+        "mlflow_run_id": run_id,
+    }
+
+
+def build_trainer(
+    setup: TrainingSetup,
+    train_records: list[dict],
+    retriever: Any,
+    output_dir: Path,
+    warmstart_adapter: Path | None = None,
+    stats: RolloutStats | None = None,
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    """TRL's GRPOTrainer for `setup`, with the multi-turn rollout (also what benchmarks/grpo_step.py times).
+
+    With `warmstart_adapter` (the `warmstart` stage's LoRA folder) GRPO continues that adapter, and TRL keeps
+    a frozen copy of it as the reference model (its "ref" adapter), so the KL term holds the policy near the
+    warm start rather than near the raw model; without it, a new LoRA adapter starts from zero.
+    """
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import GRPOTrainer
+
+    from rezero.models import apply_adapter, load_model, load_tokenizer
+
     torch.manual_seed(setup.train.seed)
     tokenizer = load_tokenizer(setup.train.model)
     model = load_model(setup.train.model, setup.train.dtype)
@@ -264,7 +296,6 @@ def train(
     if warmstart_adapter is not None:
         model, lora = apply_adapter(model, warmstart_adapter, trainable=True), None
     env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed)
-    stats = RolloutStats()
     reward_funcs, _ = build_reward_funcs(
         setup.rewards.weights, make_judge(setup.rewards), setup.rewards.retry
     )
@@ -280,21 +311,13 @@ def train(
             for r in train_records
         ]
     )
-    trainer = GRPOTrainer(
+    return GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
         args=grpo_config(setup, output_dir),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora,
-        rollout_func=make_rollout_func(env, stats),
-        callbacks=[MlflowStepCallback(run_id, stats), CheckpointMetadataCallback(setup)],
+        rollout_func=make_rollout_func(env, stats or RolloutStats()),
+        callbacks=list(callbacks),
     )
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    tracking.end_run()
-    return {
-        "steps": trainer.state.global_step,
-        "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
-        "checkpoints": len(checkpoint_dirs(output_dir)),
-        "mlflow_run_id": run_id,
-    }
