@@ -84,9 +84,10 @@ class FlopModel:
         self.lora = 2 * layers * sum(lora_r * (i + o) for m, (i, o) in shapes.items() if m in lora_modules)
         self.head = 2 * d * config.vocab_size
 
-    def forward(self, tokens: int, context: int, with_head: bool = True) -> float:
+    def forward(self, tokens: int, context: int, with_head: bool = True, with_lora: bool = True) -> float:
         attention = 2 * 2 * self.layers * self.hidden * context / 2  # QK and AV, causal: half the context
-        return tokens * (self.linear + self.lora + attention + (self.head if with_head else 0))
+        extra = (self.head if with_head else 0) + (self.lora if with_lora else 0)
+        return tokens * (self.linear + attention + extra)
 
 
 class PhaseTimer:
@@ -128,8 +129,9 @@ class PhaseTimer:
         self.flops.clear()
 
 
-def instrument(trainer: Any, retriever: Any, timer: PhaseTimer, flop_model: FlopModel) -> None:
-    """Time the phases of every step of `trainer` (see the module docstring)."""
+def instrument(trainer: Any, retriever: Any, timer: PhaseTimer, flop_model: FlopModel, merged: bool) -> None:
+    """Time the phases of every step of `trainer` (see the module docstring); `merged`: rollouts sample
+    from a LoRA-merged copy (no LoRA FLOPs in generation)."""
     import torch
     from transformers import TrainerCallback
 
@@ -145,15 +147,16 @@ def instrument(trainer: Any, retriever: Any, timer: PhaseTimer, flop_model: Flop
         new = after - widths.get(id(batch), 0)
         widths[id(batch)] = after
         sampled = min(new, max((len(t) for t in turns), default=0))
-        return flop_model.forward(rows * (new - sampled), after, with_head=False) + flop_model.forward(
-            rows * sampled, after
-        )
+        prefill = flop_model.forward(rows * (new - sampled), after, with_head=False, with_lora=not merged)
+        return prefill + flop_model.forward(rows * sampled, after, with_lora=not merged)
 
     def logp_phase() -> str:
         return "policy forward" if torch.is_grad_enabled() else "reference"
 
     def logp_flops(args: tuple, result: Any) -> float:
         input_ids = args[1]
+        if torch.is_grad_enabled():
+            timer.flops["tokens"] += input_ids.numel()  # padded positions of the loss pass
         # Off Triton devices TRL's fused LM head (add_fused_lm_head) scores every position.
         return flop_model.forward(input_ids.numel(), input_ids.shape[1])
 
@@ -206,6 +209,7 @@ def summarise(steps: list[dict[str, float]], episodes: int, matmul: float) -> di
         "episodes_per_step": episodes,
         "step_s": round(mean["step"], 2),
         "episodes_per_min": round(60 * episodes / mean["step"], 2),
+        "loss_pass_tokens": int(mean.get("flops/tokens", 0)),  # padded: what the loss pass computes
         "loss_side_of_matmul": round(loss_flops / loss_seconds / 1e9 / matmul, 3) if loss_seconds else None,
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "steps_timed": len(timed),
@@ -221,7 +225,8 @@ def print_table(summary: dict[str, Any]) -> None:
         print(f"{r['phase']:16s}{r['seconds']:9.2f}{r['share']:8.1%}{rate}{share}")
     print(
         f"step {summary['step_s']:.2f} s for {summary['episodes_per_step']} episodes "
-        f"({summary['episodes_per_min']:.1f} episodes/min); reference + policy + backward at "
+        f"({summary['episodes_per_min']:.1f} episodes/min, {summary['loss_pass_tokens']} padded tokens "
+        "in the loss pass); reference + policy + backward at "
         f"{summary['loss_side_of_matmul']:.1%} of the matmul rate "
         f"({summary['matmul_gflops_per_s']:.0f} GFLOP/s); "
         f"peak RSS {summary['peak_rss_gib']:.2f} GiB"
@@ -271,10 +276,11 @@ def main() -> None:
         retriever,
         timer,
         FlopModel(trainer.model.config, setup.train.lora_r, setup.train.lora_target_modules),
+        merged=setup.train.merged_rollouts,
     )
     matmul = matmul_gflops()
     trainer.train()
-    episodes = setup.train.questions_per_step * setup.train.num_generations
+    episodes = setup.train.episodes_per_step
     summary = summarise(timer.steps, episodes, matmul)
     summary.update(
         {

@@ -212,6 +212,11 @@ class TrainParams:
     save_steps: int = knob(4, "Save a checkpoint every N steps (paper: 50).")
     questions_per_step: int = knob(1, "Questions per step, each rolled out num_generations times (paper: 1).")
     num_generations: int = knob(4, "Rollouts per question (paper: 6).")
+    micro_batch_size: int | None = knob(
+        None,
+        "Episodes per forward/backward pass; a step accumulates gradients over all its episodes, sampled "
+        "as one batch. Smaller: less memory. null: all of a step's episodes in one pass.",
+    )
     temperature: float = knob(0.7, "Sampling temperature of rollouts (paper: 0.9).")
     beta: float = knob(0.04, "KL coefficient against the base model (paper: 0.04).")
     learning_rate: float = knob(1e-4, "AdamW learning rate (paper: 5e-6).")
@@ -240,12 +245,29 @@ class TrainParams:
     )
     gradient_checkpointing: bool = knob(False, "Trade compute for memory (on for large models).")
     use_vllm: bool = knob(False, "Generate with vLLM (needs a GPU and the vllm package).")
+    merged_rollouts: bool = knob(
+        True,
+        "Sample rollouts from a copy of the policy with its LoRA update merged into the weights "
+        "(rezero/models.py MergedCopy): faster sampling, one more copy of the adapted weights in memory.",
+    )
     seed: int = knob(42, "Seed of the data order, sampling and LoRA init.")
+
+    @property
+    def episodes_per_step(self) -> int:
+        return self.questions_per_step * self.num_generations
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ValueError(
                 f"num_generations must be >= 2 (GRPO compares rollouts), got {self.num_generations}"
+            )
+        episodes = self.episodes_per_step
+        if self.micro_batch_size is not None and (
+            self.micro_batch_size < 1 or episodes % self.micro_batch_size
+        ):
+            raise ValueError(
+                f"micro_batch_size must divide the episodes of a step (questions_per_step x num_generations "
+                f"= {episodes}), got {self.micro_batch_size}"
             )
         if self.max_steps < 1 or self.save_steps < 1:
             raise ValueError("max_steps and save_steps must be >= 1")

@@ -168,18 +168,26 @@ def evaluate_checkpoints(
     warmstart: Path | None = None,
 ) -> tuple[dict[int, dict[str, float]], dict[str, float], list[dict]]:
     """The raw model, the warm start (step 0) and each checkpoint: metrics by step, the raw model's
-    metrics, and sample episodes. Without a warm start, step 0 is the raw model itself."""
+    metrics, and sample episodes. Without a warm start, step 0 is the raw model itself.
+
+    The base model is loaded once; each adapter is attached to it, merged into one reusable copy
+    (`MergedCopy`, the weights rollouts sample from) and detached again."""
     from tqdm import tqdm
 
-    from rezero.models import load_model, load_tokenizer
+    from rezero.models import MergedCopy, apply_adapter, load_model, load_tokenizer
 
     tokenizer = load_tokenizer(model_spec)
+    base_model, merged = load_model(model_spec, dtype).eval(), MergedCopy(model_spec, dtype)
     models = [("base", None)] + ([("warmstart", warmstart)] if warmstart else [])
     models += [(f"checkpoint-{checkpoint_step(c)}", c) for c in checkpoints]
     by_label, samples = {}, []
     for label, adapter in tqdm(models, desc="evaluating checkpoints", unit="model"):
         step = checkpoint_step(adapter) if label.startswith("checkpoint-") else 0
-        model = load_model(model_spec, dtype, adapter=adapter).eval()
+        model = base_model
+        if adapter is not None:
+            with_adapter = apply_adapter(base_model, adapter)
+            model = merged.refresh(with_adapter)
+            base_model = with_adapter.unload()  # the LoRA layers out again, base weights untouched
         metrics, trajectories, scores = evaluate_policy(model, tokenizer, env, records, reward_funcs, params)
         by_label[label] = (step, metrics)
         samples += [

@@ -22,6 +22,7 @@ from rezero.config import AgentParams, RewardParams, TrainParams
 from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
 from rezero.judges import LLMJudge, NormalizedMatchJudge
+from rezero.models import MergedCopy
 from rezero.rewards import build_reward_funcs
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,9 @@ class RolloutStats:
         }
 
 
-def make_rollout_func(env: SearchEnvironment, stats: RolloutStats):
-    """TRL's `rollout_func(prompts, trainer)`: prompts arrive repeated `num_generations` times, in order."""
+def make_rollout_func(env: SearchEnvironment, stats: RolloutStats, sampler: MergedCopy | None = None):
+    """TRL's `rollout_func(prompts, trainer)`: prompts arrive repeated `num_generations` times, in order.
+    With `sampler`, episodes are sampled from its LoRA-merged copy of the policy instead of the policy."""
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
         from trl.models.utils import unwrap_model_for_generation
@@ -86,8 +88,9 @@ def make_rollout_func(env: SearchEnvironment, stats: RolloutStats):
         with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
             was_training = model.training
             model.eval()  # no dropout while sampling; gradient checkpointing would disable the KV cache
+            generator = sampler.refresh(model) if sampler is not None else model
             trajectories = run_episodes(
-                model, trainer.processing_class, env, prompts, temperature=trainer.args.temperature
+                generator, trainer.processing_class, env, prompts, temperature=trainer.args.temperature
             )
             model.train(was_training)
         stats.trajectories += trajectories
@@ -124,8 +127,10 @@ def grpo_config(setup: TrainingSetup, output_dir: Path):
         save_total_limit=None,  # every checkpoint is evaluated
         logging_steps=1,
         report_to="none",  # MLflow is logged by our callback, with this project's metric names
-        per_device_train_batch_size=t.questions_per_step * t.num_generations,
-        gradient_accumulation_steps=1,
+        # One generation batch of all the step's episodes, trained in micro-batches (TRL: steps_per_generation
+        # follows gradient_accumulation_steps).
+        per_device_train_batch_size=t.micro_batch_size or t.episodes_per_step,
+        gradient_accumulation_steps=t.episodes_per_step // (t.micro_batch_size or t.episodes_per_step),
         num_generations=t.num_generations,
         temperature=t.temperature,
         beta=t.beta,
@@ -296,6 +301,7 @@ def build_trainer(
     if warmstart_adapter is not None:
         model, lora = apply_adapter(model, warmstart_adapter, trainable=True), None
     env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed)
+    sampler = MergedCopy(setup.train.model, setup.train.dtype) if setup.train.merged_rollouts else None
     reward_funcs, _ = build_reward_funcs(
         setup.rewards.weights, make_judge(setup.rewards), setup.rewards.retry
     )
@@ -318,6 +324,6 @@ def build_trainer(
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora,
-        rollout_func=make_rollout_func(env, stats or RolloutStats()),
+        rollout_func=make_rollout_func(env, stats or RolloutStats(), sampler),
         callbacks=list(callbacks),
     )

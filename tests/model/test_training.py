@@ -127,3 +127,30 @@ def test_grpo_continues_the_warm_start_and_keeps_it_as_the_reference(trained):
     assert set(reference) == set(warm) == set(policy)
     assert all(torch.equal(reference[name], warm[name]) for name in warm)
     assert any(not torch.equal(policy[name], warm[name]) for name in warm)  # GRPO moved the policy
+
+
+def test_rollouts_sample_from_a_merged_copy_that_follows_the_policy(warmstarted, tokenizer):
+    from rezero.models import MergedCopy, apply_adapter, load_model
+    from tests.model.conftest import MODEL
+
+    policy = apply_adapter(load_model(MODEL), warmstarted, trainable=True)
+    base_before = {n: p.clone() for n, p in policy.named_parameters() if "lora_" not in n}
+    ids = torch.tensor([tokenizer("When did oxygen tank 2 fail?")["input_ids"]])
+    sampler = MergedCopy(MODEL)
+
+    def logits(model):
+        with torch.no_grad():
+            return model(input_ids=ids).logits
+
+    copy = sampler.refresh(policy)
+    assert "Peft" not in type(copy).__name__  # a plain model: no LoRA layers to run per token
+    torch.testing.assert_close(logits(copy), logits(policy), atol=2e-4, rtol=1e-4)
+    with torch.no_grad():  # an optimizer step on the adapter
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.01)
+    moved = logits(policy)
+    assert not torch.allclose(moved, logits(copy), atol=1e-3)  # stale until refreshed
+    assert sampler.refresh(policy) is copy  # refreshed in place, loaded once
+    torch.testing.assert_close(logits(copy), moved, atol=2e-4, rtol=1e-4)
+    assert all(torch.equal(p, base_before[n]) for n, p in policy.named_parameters() if "lora_" not in n)
