@@ -28,5 +28,6 @@ def test_without_micro_batches_a_step_is_one_pass(tmp_path):
 
 @pytest.mark.parametrize("micro", [0, 3, 16])
 def test_a_micro_batch_that_does_not_divide_the_step_is_refused_by_name(micro):
-    with pytest.raises(PipelineError, match=r"params.yaml: train: micro_batch_size must divide the episodes of a step .* = 8\), got "):
+    refused = r"params.yaml: train: micro_batch_size must divide the episodes of a step .* = 8\), got "
+    with pytest.raises(PipelineError, match=refused):
         build(TrainParams, {"num_generations": 8, "micro_batch_size": micro}, "params.yaml: train")
