@@ -96,6 +96,7 @@ class PhaseTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.flops: dict[str, float] = defaultdict(float)
+        self.positions = 0  # padded positions the loss pass computed this step
         self.steps: list[dict[str, float]] = []
 
     def wrap(
@@ -123,10 +124,12 @@ class PhaseTimer:
         )
         step["other"] = total - sum(v for k, v in step.items() if k in PHASES)
         step["step"] = total
+        step["positions"] = self.positions
         step.update({f"flops/{k}": v for k, v in self.flops.items()})
         self.steps.append(step)
         self.seconds.clear()
         self.flops.clear()
+        self.positions = 0
 
 
 def instrument(trainer: Any, retriever: Any, timer: PhaseTimer, flop_model: FlopModel, merged: bool) -> None:
@@ -156,7 +159,7 @@ def instrument(trainer: Any, retriever: Any, timer: PhaseTimer, flop_model: Flop
     def logp_flops(args: tuple, result: Any) -> float:
         input_ids = args[1]
         if torch.is_grad_enabled():
-            timer.flops["tokens"] += input_ids.numel()  # padded positions of the loss pass
+            timer.positions += input_ids.numel()
         # Off Triton devices TRL's fused LM head (add_fused_lm_head) scores every position.
         return flop_model.forward(input_ids.numel(), input_ids.shape[1])
 
@@ -209,7 +212,7 @@ def summarise(steps: list[dict[str, float]], episodes: int, matmul: float) -> di
         "episodes_per_step": episodes,
         "step_s": round(mean["step"], 2),
         "episodes_per_min": round(60 * episodes / mean["step"], 2),
-        "loss_pass_tokens": int(mean.get("flops/tokens", 0)),  # padded: what the loss pass computes
+        "loss_pass_positions": int(mean.get("positions", 0)),  # padded: what the loss pass computes
         "loss_side_of_matmul": round(loss_flops / loss_seconds / 1e9 / matmul, 3) if loss_seconds else None,
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "steps_timed": len(timed),
@@ -225,7 +228,7 @@ def print_table(summary: dict[str, Any]) -> None:
         print(f"{r['phase']:16s}{r['seconds']:9.2f}{r['share']:8.1%}{rate}{share}")
     print(
         f"step {summary['step_s']:.2f} s for {summary['episodes_per_step']} episodes "
-        f"({summary['episodes_per_min']:.1f} episodes/min, {summary['loss_pass_tokens']} padded tokens "
+        f"({summary['episodes_per_min']:.1f} episodes/min, {summary['loss_pass_positions']} padded positions "
         "in the loss pass); reference + policy + backward at "
         f"{summary['loss_side_of_matmul']:.1%} of the matmul rate "
         f"({summary['matmul_gflops_per_s']:.0f} GFLOP/s); "
