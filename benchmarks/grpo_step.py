@@ -261,8 +261,10 @@ def main() -> None:
     data = read_params_file()
     for override in args.set:  # like `dvc exp run -S`: section.key=YAML value
         key, value = override.split("=", 1)
-        section, name = key.split(".", 1)
-        data = deep_merge(data, {section: {name: yaml.safe_load(value)}})
+        nested: Any = yaml.safe_load(value)
+        for part in reversed(key.split(".")):  # rewards.weights.retry=0 → {"rewards": {"weights": {...}}}
+            nested = {part: nested}
+        data = deep_merge(data, nested)
     params = {
         n: build(SECTIONS[n], profile_section(data, n), f"params: {n}") for n in ("train", "agent", "rewards")
     }

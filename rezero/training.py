@@ -119,6 +119,7 @@ def grpo_config(setup: TrainingSetup, output_dir: Path):
     from trl import GRPOConfig
 
     t = setup.train
+    micro = t.micro_batch_size or t.episodes_per_step
     return GRPOConfig(
         output_dir=str(output_dir),
         max_steps=t.max_steps,
@@ -129,8 +130,8 @@ def grpo_config(setup: TrainingSetup, output_dir: Path):
         report_to="none",  # MLflow is logged by our callback, with this project's metric names
         # One generation batch of all the step's episodes, trained in micro-batches (TRL: steps_per_generation
         # follows gradient_accumulation_steps).
-        per_device_train_batch_size=t.micro_batch_size or t.episodes_per_step,
-        gradient_accumulation_steps=t.episodes_per_step // (t.micro_batch_size or t.episodes_per_step),
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=t.episodes_per_step // micro,
         num_generations=t.num_generations,
         temperature=t.temperature,
         beta=t.beta,
