@@ -8,11 +8,12 @@ name, what is wrong and how to fix it. Nothing here has side effects at import.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -26,6 +27,8 @@ def knob(default: Any, help: str, **kwargs: Any) -> Any:
     """A dataclass field with a help text (shown by `--help` and in errors)."""
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: dataclasses.replace(default), metadata={"help": help}, **kwargs)
     return field(default=default, metadata={"help": help}, **kwargs)
 
 
@@ -72,8 +75,10 @@ class ChunkParams:
 
 @dataclass
 class IndexParams:
-    backend: str = knob("embedded", "Search engine: 'embedded' (tantivy, in data/index) or 'elasticsearch'.")
-    mode: str = knob(
+    backend: Literal["embedded", "elasticsearch"] = knob(
+        "embedded", "Search engine: 'embedded' (tantivy, in data/index) or 'elasticsearch'."
+    )
+    mode: Literal["bm25", "dense", "hybrid"] = knob(
         "bm25",
         "Ranking: 'bm25' (the paper's), 'dense' (cosine over sentence embeddings) or 'hybrid' (both, "
         "fused by reciprocal rank).",
@@ -106,10 +111,6 @@ class IndexParams:
     es_retry_backoff_s: float = knob(0.5, "First retry delay in seconds; doubles each retry (with jitter).")
 
     def __post_init__(self) -> None:
-        if self.backend not in ("embedded", "elasticsearch"):
-            raise ValueError(f"backend must be 'embedded' or 'elasticsearch', got {self.backend!r}")
-        if self.mode not in ("bm25", "dense", "hybrid"):
-            raise ValueError(f"mode must be 'bm25', 'dense' or 'hybrid', got {self.mode!r}")
         for name in ("embedding_batch_size", "rrf_k", "hybrid_depth", "knn_candidates", "es_bulk_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -125,12 +126,9 @@ class IndexParams:
             )
 
 
-GENERATORS = ("published", "offline", "openai")
-
-
 @dataclass
 class SynthesizeParams:
-    generator: str = knob(
+    generator: Literal["published", "offline", "openai"] = knob(
         "published",
         "QA generator: 'published' (a QA file someone wrote, by default the paper's 318 pairs), "
         "'offline' (rule-based, no model) or 'openai' (an LLM endpoint) for your own documents.",
@@ -159,8 +157,6 @@ class SynthesizeParams:
     seed: int = knob(42, "Seed of the train/test split and of the offline generator (paper: 42).")
 
     def __post_init__(self) -> None:
-        if self.generator not in GENERATORS:
-            raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
         if self.pairs_per_chunk < 1:
             raise ValueError(f"pairs_per_chunk must be >= 1, got {self.pairs_per_chunk}")
         if not 0 < self.test_fraction < 1:
@@ -173,10 +169,10 @@ class AgentParams:
     top_k: int = knob(3, "Search results shown per query (paper: 5).")
     max_turn_tokens: int = knob(64, "New tokens per model turn (paper: 2048).")
     max_trajectory_tokens: int = knob(
-        512, "Completion tokens per episode, model and injected together (paper: 4096)."
+        768, "Completion tokens per episode, model and injected together (paper: 4096)."
     )
     result_chars: int | None = knob(
-        None,
+        300,
         "Show each result as a window of N characters around the best-matching passage, made by the search "
         "engine's highlighter (null: the whole chunk, as in the paper).",
     )
@@ -207,17 +203,19 @@ class TrainParams:
         "Policy model: pkg://<package>/<file>.gguf, a .gguf path, a local folder or a hub id (paper: "
         "Llama-3.2-3B-Instruct).",
     )
-    dtype: str = knob("float32", "Weights dtype: float32 (CPU; bf16 was slower there) or bfloat16 (GPU).")
-    max_steps: int = knob(16, "GRPO steps (paper: 1000).")
+    dtype: Literal["float32", "bfloat16", "float16"] = knob(
+        "float32", "Weights dtype: float32 (CPU; bf16 was slower there) or bfloat16 (GPU)."
+    )
+    max_steps: int = knob(12, "GRPO steps (paper: 1000).")
     save_steps: int = knob(4, "Save a checkpoint every N steps (paper: 50).")
-    questions_per_step: int = knob(1, "Questions per step, each rolled out num_generations times (paper: 1).")
-    num_generations: int = knob(4, "Rollouts per question (paper: 6).")
+    questions_per_step: int = knob(2, "Questions per step, each rolled out num_generations times (paper: 1).")
+    num_generations: int = knob(8, "Rollouts per question (paper: 6).")
     micro_batch_size: int | None = knob(
-        None,
+        1,
         "Episodes per forward/backward pass; a step accumulates gradients over all its episodes, sampled "
         "as one batch. Smaller: less memory. null: all of a step's episodes in one pass.",
     )
-    temperature: float = knob(0.7, "Sampling temperature of rollouts (paper: 0.9).")
+    temperature: float = knob(0.9, "Sampling temperature of rollouts (paper: 0.9).")
     beta: float = knob(0.04, "KL coefficient against the base model (paper: 0.04).")
     learning_rate: float = knob(1e-4, "AdamW learning rate (paper: 5e-6).")
     lr_scheduler: str = knob("cosine", "Learning-rate schedule (paper: cosine).")
@@ -228,12 +226,12 @@ class TrainParams:
     lora_alpha: int = knob(16, "LoRA alpha (paper: 64).")
     lora_dropout: float = knob(0.0, "LoRA dropout.")
     lora_target_modules: list[str] = knob(PROJECTIONS, "Modules with LoRA adapters (paper: all projections).")
-    loss_type: str = knob(
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = knob(
         "dapo",
-        "TRL's GRPO loss normalisation: 'grpo' (per sequence, the paper's), 'dapo' (per token over the "
-        "batch, TRL's default), 'dr_grpo', 'bnpo', ...",
+        "TRL's GRPO loss: 'grpo' (normalised per sequence, the paper's), 'dapo' (per token over the batch, "
+        "TRL's default), or another of TRL's (GRPOConfig.loss_type).",
     )
-    scale_rewards: str = knob(
+    scale_rewards: Literal["group", "batch", "none"] = knob(
         "group", "Advantage scaling: 'group' (divide by the group's std, the paper's), 'batch' or 'none'."
     )
     epsilon_high: float | None = knob(
@@ -271,10 +269,6 @@ class TrainParams:
             )
         if self.max_steps < 1 or self.save_steps < 1:
             raise ValueError("max_steps and save_steps must be >= 1")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
-        if self.scale_rewards not in ("group", "batch", "none"):
-            raise ValueError(f"scale_rewards must be 'group', 'batch' or 'none', got {self.scale_rewards!r}")
 
 
 @dataclass
@@ -285,14 +279,14 @@ class WarmstartParams:
         "needed none). Off: GRPO starts from the raw model.",
     )
     episodes: int = knob(
-        96, "Expert episodes to train on, at most (each: one search, its real results, the gold answer)."
+        64, "Expert episodes to train on, at most (each: one search, its real results, the gold answer)."
     )
     held_out: int = knob(
         16, "Training questions kept out of the expert episodes, to measure how often the model answers."
     )
     min_episodes: int = knob(20, "Fail the stage when fewer usable expert episodes than this can be built.")
     epochs: float = knob(3.0, "Passes over the expert episodes.")
-    learning_rate: float = knob(2e-4, "AdamW learning rate of the LoRA adapter.")
+    learning_rate: float = knob(4e-4, "AdamW learning rate of the LoRA adapter.")
     batch_size: int = knob(4, "Episodes per optimiser step.")
     lr_scheduler: str = knob("cosine", "Learning-rate schedule.")
     warmup_ratio: float = knob(0.1, "Share of steps warming up.")
@@ -309,24 +303,54 @@ class WarmstartParams:
 
 
 @dataclass
+class RewardWeights:
+    """The weight of each of the six rewards (paper: 4, 2, 1, 1, 1, 1); retry 0 is the paper's baseline."""
+
+    correctness: float = knob(4.0, "Final answer judged correct.")
+    format: float = knob(2.0, "Every turn follows the protocol and the episode ends on an answer.")
+    retry: float = knob(1.0, "ReZero's reward for searching again (0: the paper's baseline).")
+    em_chunk: float = knob(1.0, "A search brought up the gold chunk.")
+    search_strategy: float = knob(1.0, "Search, refine, then answer from the results.")
+    search_diversity: float = knob(1.0, "Queries differ from each other.")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            weight = getattr(self, f.name)
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < math.inf:
+                raise ValueError(f"weight of reward {f.name} must be a finite number >= 0, got {weight!r}")
+
+
+@dataclass
+class RetrySchedule:
+    """The retry reward: min(1, base + step * min(searches, cap)), times violation_factor when a turn holds
+    two searches (paper code `reward_retry`: 0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches)."""
+
+    base: float = knob(0.2, "Reward for having searched at all (paper: 0.2).")
+    step: float = knob(0.15, "Added per search, up to `cap` searches (paper: 0.15).")
+    cap: int = knob(5, "Searches beyond this earn nothing more (paper: 5).")
+    violation_factor: float = knob(0.5, "Multiplier when a turn holds several searches (paper: 0.5).")
+
+    def __post_init__(self) -> None:
+        for name in ("base", "step", "violation_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                raise ValueError(f"retry {name} must be a finite number >= 0, got {value!r}")
+        if self.violation_factor > 1:
+            raise ValueError(
+                f"retry violation_factor must be at most 1 (it is a penalty), got {self.violation_factor}"
+            )
+        if isinstance(self.cap, bool) or not isinstance(self.cap, int) or self.cap < 1:
+            raise ValueError(f"retry cap must be a whole number of searches >= 1, got {self.cap!r}")
+
+
+JudgeName = Literal["normalized", "llm"]
+
+
+@dataclass
 class RewardParams:
-    weights: dict[str, float] = knob(
-        {
-            "correctness": 4.0,
-            "format": 2.0,
-            "retry": 1.0,
-            "em_chunk": 1.0,
-            "search_strategy": 1.0,
-            "search_diversity": 1.0,
-        },
-        "Reward weights (paper: 4, 2, 1, 1, 1, 1). retry: 0 is the paper's baseline.",
-    )
-    retry: dict[str, float] = knob(
-        {"base": 0.2, "step": 0.15, "cap": 5, "violation_factor": 0.5},
-        "Retry schedule: min(1, base + step * min(n, cap)), times violation_factor when a turn has two "
-        "searches.",
-    )
-    judge: str = knob(
+    weights: RewardWeights = knob(RewardWeights(), "Reward weights (paper: 4, 2, 1, 1, 1, 1).")
+    retry: RetrySchedule = knob(RetrySchedule(), "The retry reward's schedule.")
+    judge: JudgeName = knob(
         "normalized", "Correctness judge: 'normalized' (deterministic) or 'llm' (REZERO_JUDGE_*)."
     )
     f1_threshold: float = knob(0.8, "The normalized judge also accepts token F1 >= this.")
@@ -340,8 +364,6 @@ class RewardParams:
     )
 
     def __post_init__(self) -> None:
-        if self.judge not in ("normalized", "llm"):
-            raise ValueError(f"judge must be 'normalized' or 'llm', got {self.judge!r}")
         if self.max_answer_words < 1:
             raise ValueError(
                 f"max_answer_words must be >= 1 (a one-word answer must pass), got {self.max_answer_words}"
@@ -355,7 +377,7 @@ class RewardParams:
     @property
     def variant(self) -> str:
         """Run label: the paper's baseline is the same training without the retry reward."""
-        return "no_retry" if self.weights.get("retry", 0) == 0 else "rezero"
+        return "no_retry" if self.weights.retry == 0 else "rezero"
 
 
 @dataclass
@@ -462,6 +484,11 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(inner, value, where)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise PipelineError(f"{where}: expected one of {choices}, got {value!r}.")
+        return value
     if dataclasses.is_dataclass(hint):
         return build(hint, value, where)
     if origin is list:

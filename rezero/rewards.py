@@ -17,12 +17,13 @@ on what the model wrote: unbalanced tags, empty turns and None are scored (usual
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, fields
 from difflib import SequenceMatcher
 from typing import Any
 
+from rezero.config import RetrySchedule, RewardWeights
 from rezero.judges import Judge, NormalizedMatchJudge
 from rezero.protocol import (
     ANSWER_RE,
@@ -39,7 +40,7 @@ from rezero.protocol import (
     last_search,
 )
 
-REWARD_NAMES = ("correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity")
+REWARD_NAMES = tuple(f.name for f in fields(RewardWeights))  # correctness, format, retry, em_chunk, ...
 
 # search_strategy's fixed shape (paper code, reward_search_strategy): parts sum to at most 1.
 STRATEGY_OPENING, STRATEGY_REFINEMENT, STRATEGY_REFINEMENT_MAX, STRATEGY_SYNTHESIS = 0.2, 0.2, 0.4, 0.4
@@ -180,24 +181,29 @@ def _format_score(text: str) -> float:
 format_reward.__name__ = "format"  # metric key rewards/format/...
 
 
+def _settings(cls: type, values: Mapping[str, Any], what: str) -> Any:
+    """`cls(**values)`, naming unknown keys (typos such as `retyr`) instead of a TypeError."""
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+    return cls(**values)
+
+
 # -------------------- retry
-def make_retry_reward(
-    base: float = 0.2, step: float = 0.15, cap: int = 5, violation_factor: float = 0.5
-) -> Callable[..., list[float]]:
+def make_retry_reward(**schedule: Any) -> Callable[..., list[float]]:
     """The retry reward (weight 1), ReZero's contribution: reward searching again.
 
     Rule (paper code `reward_retry`): 0 unless the last turn holds an `<answer>` pair. With n the number of
     `<search>` pairs across all turns: n = 0 gives 0, else `min(1, base + step * min(n, cap))`, i.e.
-    0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches with the defaults; multiplied by `violation_factor`
+    0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches with the paper's; multiplied by `violation_factor`
     (halved) when any single turn holds more than one `<search>`. Rounded to 6 decimals (float noise; the
     code rounds to 3). The paper's text rewards each query *after the first*; its code, followed here, also
     rewards the first.
 
     Args:
-        base: reward for having searched at all (paper: 0.2).
-        step: added per search, up to `cap` searches (paper: 0.15).
-        cap: searches beyond this earn nothing more (paper: 5).
-        violation_factor: multiplier when a turn holds several searches (paper: 0.5).
+        schedule: fields of `rezero.config.RetrySchedule` (base, step, cap, violation_factor; defaults and
+            checks there), e.g. `make_retry_reward(base=0.0)`.
 
     Returns:
         A picklable reward whose `__name__` is `"retry"`.
@@ -208,18 +214,8 @@ def make_retry_reward(
     >>> retry([None] * 4, turns=turns)
     [0.35, 0.65, 0.95, 0.0]
     """
-    for name, value in (("base", base), ("step", step), ("violation_factor", violation_factor)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"retry {name} must be a finite number >= 0, got {value!r}")
-    if violation_factor > 1:
-        raise ValueError(
-            f"retry violation_factor must be at most 1 (it is a penalty), got {violation_factor}"
-        )
-    if isinstance(cap, float) and cap.is_integer():  # params.yaml numbers may arrive as floats
-        cap = int(cap)
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-        raise ValueError(f"retry cap must be a whole number of searches >= 1, got {cap!r}")
-    return _Retry(float(base), float(step), cap, float(violation_factor))
+    s = _settings(RetrySchedule, schedule, "retry setting")
+    return _Retry(float(s.base), float(s.step), s.cap, float(s.violation_factor))
 
 
 class _Retry:
@@ -413,11 +409,12 @@ REWARDS: dict[str, Callable[..., list[float]]] = {
     "search_strategy": search_strategy_reward,
     "search_diversity": search_diversity_reward,
 }
-RETRY_SETTINGS = ("base", "step", "cap", "violation_factor")
 
 
 def build_reward_funcs(
-    weights: Mapping[str, float], judge: Judge | None = None, retry: Mapping[str, Any] | None = None
+    weights: RewardWeights | Mapping[str, float],
+    judge: Judge | None = None,
+    retry: RetrySchedule | Mapping[str, Any] | None = None,
 ) -> tuple[list[Callable[..., list[float]]], list[float]]:
     """The six rewards and their weights, in the fixed order of `REWARD_NAMES`, for `GRPOTrainer`.
 
@@ -425,9 +422,10 @@ def build_reward_funcs(
     baseline (retry weight 0) logs the same metrics as ReZero and differs from it by that weight only.
 
     Args:
-        weights: a weight (finite, >= 0) for every name in `REWARD_NAMES` (paper: 4, 2, 1, 1, 1, 1).
+        weights: a weight (finite, >= 0) for every name in `REWARD_NAMES` (paper: 4, 2, 1, 1, 1, 1), as
+            `rezero.config.RewardWeights` or a mapping with all six.
         judge: the correctness judge; default `NormalizedMatchJudge()`.
-        retry: keyword settings for `make_retry_reward` (base, step, cap, violation_factor).
+        retry: the retry reward's `rezero.config.RetrySchedule`, or a mapping of some of its fields.
 
     Returns:
         `(reward_funcs, reward_weights)`, ready for `GRPOTrainer(reward_funcs=...)` and
@@ -440,26 +438,16 @@ def build_reward_funcs(
     >>> weights
     [4.0, 2.0, 0.0, 1.0, 1.0, 1.0]
     """
-    unknown = sorted(set(weights) - set(REWARD_NAMES))
-    if unknown:
-        raise ValueError(f"unknown reward(s) {', '.join(unknown)}; valid rewards: {', '.join(REWARD_NAMES)}")
-    missing = [name for name in REWARD_NAMES if name not in weights]
-    if missing:
-        raise ValueError(
-            f"no weight for reward(s) {', '.join(missing)}; give all six (0 logs without training)"
-        )
-    for name, weight in weights.items():
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, int | float)
-            or not math.isfinite(weight)
-            or weight < 0
-        ):
-            raise ValueError(f"weight of reward {name} must be a finite number >= 0, got {weight!r}")
-    unknown = sorted(set(retry or {}) - set(RETRY_SETTINGS))
-    if unknown:
-        raise ValueError(f"unknown retry setting(s) {', '.join(unknown)}; valid: {', '.join(RETRY_SETTINGS)}")
+    if not isinstance(weights, RewardWeights):
+        missing = [name for name in REWARD_NAMES if name not in weights]
+        if missing and not set(weights) - set(REWARD_NAMES):
+            raise ValueError(
+                f"no weight for reward(s) {', '.join(missing)}; give all six (0 logs without training)"
+            )
+        weights = _settings(RewardWeights, weights, "reward")
+    if not isinstance(retry, RetrySchedule):
+        retry = _settings(RetrySchedule, retry or {}, "retry setting")
     funcs = dict(
-        REWARDS, correctness=make_correctness_reward(judge), retry=make_retry_reward(**(retry or {}))
+        REWARDS, correctness=make_correctness_reward(judge), retry=make_retry_reward(**asdict(retry))
     )
-    return [funcs[name] for name in REWARD_NAMES], [float(weights[name]) for name in REWARD_NAMES]
+    return [funcs[name] for name in REWARD_NAMES], [float(getattr(weights, name)) for name in REWARD_NAMES]

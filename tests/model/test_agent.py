@@ -126,8 +126,8 @@ def test_noise_share_fills_result_slots_with_distractors(tmp_path, mission_chunk
     documents = chunk_documents(mission_chunks) + load_distractors(noise_csv, mission_chunks)
     build_index(IndexParams(), documents, tmp_path / "index")
     retriever = open_retriever(tmp_path / "index")
-    clean = SearchEnvironment(retriever, AgentParams(top_k=5, noise_share=0.0))
-    noisy = SearchEnvironment(retriever, AgentParams(top_k=5, noise_share=1.0))
+    clean = SearchEnvironment(retriever, AgentParams(top_k=5, result_chars=None, noise_share=0.0))
+    noisy = SearchEnvironment(retriever, AgentParams(top_k=5, result_chars=None, noise_share=1.0))
     query = "cryogenic oxygen tank pressure"
     assert sum(not h.original for h in noisy.search(query)) == 5
     assert [h.doc_id for h in clean.search(query)] == [h.doc_id for h in retriever.search(query, 5)]

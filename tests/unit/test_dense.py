@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from rezero.config import IndexParams
+from rezero.config import IndexParams, build
 from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
 from rezero.retrieval import Hit, build_index, chunk_documents, open_retriever
@@ -94,8 +94,8 @@ def test_packaged_model_resolves_to_its_folder():
     "override", [{"mode": "semantic"}, {"rrf_k": 0}, {"es_index": "Rezero"}, {"es_index": "_x"}]
 )
 def test_index_params_reject_bad_values(override):
-    with pytest.raises(ValueError):
-        IndexParams(**override)
+    with pytest.raises(PipelineError, match="index"):
+        build(IndexParams, override, where="index")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ def test_a_step_samples_all_its_episodes_at_once_and_trains_them_in_micro_batche
 
 
 def test_without_micro_batches_a_step_is_one_pass(tmp_path):
-    config = config_for(tmp_path, questions_per_step=2, num_generations=4)
+    config = config_for(tmp_path, questions_per_step=2, num_generations=4, micro_batch_size=None)
     assert (config.per_device_train_batch_size, config.gradient_accumulation_steps) == (8, 1)
 
 
@@ -30,4 +30,8 @@ def test_without_micro_batches_a_step_is_one_pass(tmp_path):
 def test_a_micro_batch_that_does_not_divide_the_step_is_refused_by_name(micro):
     refused = r"params.yaml: train: micro_batch_size must divide the episodes of a step .* = 8\), got "
     with pytest.raises(PipelineError, match=refused):
-        build(TrainParams, {"num_generations": 8, "micro_batch_size": micro}, "params.yaml: train")
+        build(
+            TrainParams,
+            {"questions_per_step": 1, "num_generations": 8, "micro_batch_size": micro},
+            "params.yaml: train",
+        )

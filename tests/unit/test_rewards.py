@@ -457,7 +457,7 @@ class TestBuildRewardFuncs:
 
     def test_unknown_reward_lists_the_valid_ones(self):
         with pytest.raises(
-            ValueError, match=r"unknown reward.*retyr.*valid rewards: correctness, format, retry"
+            ValueError, match=r"unknown reward.*retyr.*valid: correctness, format, retry"
         ):
             build_reward_funcs(dict(PAPER_WEIGHTS, retyr=1))
 

@@ -1,0 +1,71 @@
+"""params.yaml → typed settings: every section, nested ones included, is checked when it is loaded."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from rezero import config
+from rezero.errors import PipelineError
+from tests.conftest import PROJECT_ROOT
+
+
+def test_params_yaml_spells_out_every_default_of_the_code():
+    """params.yaml lists every knob (DVC tracks its values) and the dataclasses default to the same values,
+    so settings built in code (`TrainParams()`) are the pipeline's and the two cannot drift apart."""
+    data = config.read_params_file(PROJECT_ROOT / "params.yaml")
+    for name, cls in config.SECTIONS.items():
+        assert set(data[name]) == {f.name for f in dataclasses.fields(cls)}, name
+        written = config.build(cls, data[name], where=name)
+        assert dataclasses.asdict(written) == dataclasses.asdict(cls()), name
+
+
+def load(tmp_path, section: str, overrides: dict) -> object:
+    data = config.read_params_file(PROJECT_ROOT / "params.yaml")
+    data[section] = config.deep_merge(data[section], overrides)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return config.load_section(section, path)
+
+
+@pytest.mark.parametrize(
+    ("section", "overrides", "message"),
+    [
+        (
+            "rewards",
+            {"weights": {"retyr": 1.0}},
+            r"rewards\.weights: unknown key\(s\) retyr; known keys: corr",
+        ),
+        ("rewards", {"weights": {"retry": -1}}, "weight of reward retry must be a finite number >= 0"),
+        ("rewards", {"weights": {"retry": "one"}}, r"rewards\.weights\.retry: expected float, got 'one'"),
+        ("rewards", {"retry": {"bonus": 1}}, r"rewards\.retry: unknown key\(s\) bonus"),
+        ("rewards", {"retry": {"cap": 0}}, "retry cap must be a whole number of searches >= 1"),
+        ("rewards", {"retry": {"violation_factor": 2.0}}, "violation_factor must be at most 1"),
+        ("rewards", {"judge": "gpt"}, r"rewards\.judge: expected one of 'normalized', 'llm', got 'gpt'"),
+        ("train", {"dtype": "fp8"}, r"train\.dtype: expected one of 'float32', 'bfloat16', 'float16'"),
+        ("train", {"loss_type": "ppo"}, r"train\.loss_type: expected one of 'grpo', 'dapo'"),
+        ("train", {"scale_rewards": "std"}, r"train\.scale_rewards: expected one of 'group'"),
+        ("index", {"backend": "solr"}, r"index\.backend: expected one of 'embedded', 'elasticsearch'"),
+        ("index", {"mode": "sparse"}, r"index\.mode: expected one of 'bm25', 'dense', 'hybrid'"),
+        ("synthesize", {"generator": "gpt"}, r"synthesize\.generator: expected one of 'published'"),
+    ],
+)
+def test_bad_values_are_named_when_the_section_loads(tmp_path, section, overrides, message):
+    with pytest.raises(PipelineError, match=message):
+        load(tmp_path, section, overrides)
+
+
+def test_nested_sections_load_as_dataclasses(tmp_path):
+    rewards = load(tmp_path, "rewards", {"weights": {"retry": 0}, "retry": {"cap": 3}})
+    assert rewards.weights == config.RewardWeights(retry=0.0)
+    assert rewards.retry == config.RetrySchedule(cap=3)
+    assert rewards.variant == "no_retry"
+    assert load(tmp_path, "rewards", {}).variant == "rezero"
+
+
+def test_defaults_are_not_shared_between_instances():
+    first, second = config.RewardParams(), config.RewardParams()
+    first.weights.retry = 0.0
+    assert second.weights.retry == 1.0
