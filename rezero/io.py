@@ -20,6 +20,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, _default_mode(0o666))
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -79,6 +80,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, _default_mode(0o777))
         yield tmp
         old = path.with_name(f".{path.name}.old")
         if old.exists():
@@ -90,3 +92,11 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _default_mode(mode: int) -> int:
+    """`mode` less the process umask: what `open` and `mkdir` would give. `tempfile` makes its files 0600
+    and folders 0700, which other users and containers mounting the outputs cannot read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
