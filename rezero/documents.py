@@ -77,6 +77,8 @@ def ingest_document(params: IngestParams, base_dir: Path = Path(".")) -> Ingeste
 
 
 def _read_path(path: Path) -> bytes:
+    if path.is_dir():
+        raise PipelineError(f"{path}: is a folder; the source must be one document file. {HOW_TO_POINT}")
     if not path.is_file():
         raise PipelineError(f"{path}: source document not found. {HOW_TO_POINT}")
     return path.read_bytes()

@@ -102,6 +102,10 @@ class TestIngestErrors:
         with pytest.raises(PipelineError, match=r"not found.*REZERO_SOURCE"):
             ingest_document(params_for(tmp_path / "nope.md"))
 
+    def test_a_folder_is_named_as_a_folder(self, tmp_path):
+        with pytest.raises(PipelineError, match=r"is a folder; the source must be one document file"):
+            ingest_document(params_for(tmp_path))
+
     def test_sha256_mismatch_is_refused(self, tmp_path):
         path = tmp_path / "doc.md"
         path.write_text("text\n")
