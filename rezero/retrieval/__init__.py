@@ -101,7 +101,7 @@ def build_index(params: IndexParams, documents: Sequence[Document], folder: str 
 
             build_tantivy_index(documents, tmp, embedder)
         else:
-            from rezero.retrieval.elasticsearch import build_es_index
+            from rezero.retrieval.es_build import build_es_index
 
             summary.update(build_es_index(params, documents, embedder))
         # The search settings travel with the index, so `open_retriever(folder)` needs nothing else; the

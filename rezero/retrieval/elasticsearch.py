@@ -1,168 +1,31 @@
-"""The Elasticsearch backend: an explicit mapping, bulk indexing, alias-swap rebuilds, msearch batches and
-BM25, kNN or hybrid (client-side reciprocal rank fusion) search.
-
-A build writes a new concrete index `<alias>-<UTC time>-<id>` and only then moves the alias onto it, in one
-atomic `update_aliases` call: searches keep hitting the previous index until the new one is complete, and a
-failed build deletes its half-built index and leaves the alias where it was. Connection settings come from
-the environment (see `es_connection`).
+"""The Elasticsearch backend's searches: msearch batches of BM25, kNN or hybrid (client-side reciprocal
+rank fusion) queries on the alias `es_build` swaps, with highlighted result windows. Connection settings
+come from the environment (see `es_connection`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
-from elasticsearch import Elasticsearch, helpers
 
 from rezero.config import IndexParams
 from rezero.errors import PipelineError
-from rezero.retrieval.base import Document, Hit, check_snippet_chars, fit_window, query_terms
+from rezero.retrieval.base import Hit, check_snippet_chars, fit_window, query_terms
 from rezero.retrieval.dense import Embedder, fuse_many, has_words
-from rezero.retrieval.es_connection import ConnectionSettings, connect, explained, settings_from_env
+from rezero.retrieval.es_connection import (
+    TRANSIENT_STATUS,
+    ConnectionSettings,
+    connect,
+    explained,
+    retry_wait_s,
+    settings_from_env,
+)
 
 log = logging.getLogger(__name__)
 
 SOURCE_FIELDS = ["doc_id", "chunk_id", "text", "original"]  # the vectors stay on the server
-MAX_LISTED_FAILURES = 20  # a PipelineError lists this many rejected documents, then counts the rest
-
-
-def index_body(dims: int | None) -> dict[str, Any]:
-    """Settings and mapping of a new index; `dims` adds the dense_vector field (dense and hybrid modes)."""
-    properties: dict[str, Any] = {
-        "doc_id": {"type": "keyword"},
-        "chunk_id": {"type": "keyword"},
-        # The standard analyzer (Unicode word boundaries, lower case, no stemming or stop words) ranks close
-        # to the embedded index's tokenizer, so both backends agree on the top chunk (tests/services).
-        "text": {"type": "text", "analyzer": "standard"},
-        "original": {"type": "boolean"},
-    }
-    if dims:
-        properties["embedding"] = {
-            "type": "dense_vector",
-            "dims": dims,
-            "index": True,
-            "similarity": "cosine",
-        }
-    return {
-        # One shard keeps BM25's term statistics global like the embedded index's; one node has no replicas.
-        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
-        # strict: a document with an unexpected field is rejected (and reported), never silently mapped.
-        "mappings": {"dynamic": "strict", "properties": properties},
-    }
-
-
-def build_es_index(
-    params: IndexParams, documents: Sequence[Document], embedder: Embedder | None = None
-) -> dict[str, Any]:
-    """Index `documents` into a new index and point the alias `params.es_index` at it; returns its names."""
-    settings = settings_from_env()
-    client = connect(settings, params)
-    alias = params.es_index
-    name = f"{alias}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
-    # Embed before touching the server: a model failure then leaves nothing behind.
-    vectors = embedder.encode([doc.text for doc in documents]) if embedder else None
-    started = time.perf_counter()
-    with explained(settings, f"building index {name}"):
-        _check_alias_name(client, settings, alias)
-        client.indices.create(index=name, **index_body(vectors.shape[1] if vectors is not None else None))
-        try:
-            _bulk_index(client, name, alias, documents, vectors, params)
-            client.indices.refresh(index=name)
-            previous = _swap_alias(client, alias, name)
-        except BaseException:
-            _delete_quietly(client, name)
-            raise
-        for old in previous:
-            client.indices.delete(index=old)
-    log.info(
-        "indexed %d documents into Elasticsearch index %s (alias %s) at %s in %.2f s; removed %s",
-        len(documents),
-        name,
-        alias,
-        settings.host,
-        time.perf_counter() - started,
-        previous or "nothing",
-    )
-    return {"es_alias": alias, "es_concrete_index": name}
-
-
-def _check_alias_name(client: Elasticsearch, settings: ConnectionSettings, alias: str) -> None:
-    if client.indices.exists(index=alias) and not client.indices.exists_alias(name=alias):
-        raise PipelineError(
-            f"Elasticsearch at {settings.host} has a concrete index named {alias!r}, so it cannot be used as "
-            "the alias. Delete that index or choose another index.es_index."
-        )
-
-
-def _actions(name: str, documents: Sequence[Document], vectors: np.ndarray | None) -> Iterator[dict]:
-    for row, doc in enumerate(documents):
-        source: dict[str, Any] = {
-            "doc_id": doc.doc_id,
-            "chunk_id": doc.chunk_id,
-            "text": doc.text,
-            "original": doc.original,
-        }
-        if vectors is not None:
-            source["embedding"] = vectors[row].tolist()
-        # "create" rather than "index": a duplicate doc_id is reported instead of overwriting silently.
-        yield {"_op_type": "create", "_index": name, "_id": doc.doc_id, "_source": source}
-
-
-def _bulk_index(
-    client: Elasticsearch,
-    name: str,
-    alias: str,
-    documents: Sequence[Document],
-    vectors: np.ndarray | None,
-    params: IndexParams,
-) -> None:
-    """Bulk-index every document; any rejected one fails the build with a PipelineError listing them."""
-    failures: list[str] = []
-    for ok, item in helpers.streaming_bulk(
-        client,
-        _actions(name, documents, vectors),
-        chunk_size=params.es_bulk_chunk,
-        raise_on_error=False,  # collect every rejection to report them together, never to skip them
-        max_retries=params.es_max_retries,  # documents refused with 429 (queue full) are re-sent
-        initial_backoff=params.es_retry_backoff_s,
-    ):
-        if not ok:
-            result = next(iter(item.values()))
-            error = result.get("error") or {}
-            failures.append(
-                f"{result.get('_id')}: {error.get('type', result.get('status'))}: {error.get('reason', '')}"
-            )
-    if failures:
-        listed = "; ".join(failures[:MAX_LISTED_FAILURES])
-        more = (
-            f"; and {len(failures) - MAX_LISTED_FAILURES} more" if len(failures) > MAX_LISTED_FAILURES else ""
-        )
-        raise PipelineError(
-            f"Elasticsearch rejected {len(failures)} of {len(documents)} documents while building {name}; "
-            f"the alias {alias} still points at the previous index. Rejected: {listed}{more}"
-        )
-
-
-def _swap_alias(client: Elasticsearch, alias: str, name: str) -> list[str]:
-    """Point `alias` at `name` alone, atomically; return the indices it pointed at before."""
-    previous = list(client.indices.get_alias(name=alias)) if client.indices.exists_alias(name=alias) else []
-    actions: list[dict] = [{"remove": {"index": old, "alias": alias}} for old in previous]
-    actions.append({"add": {"index": name, "alias": alias}})
-    client.indices.update_aliases(actions=actions)
-    return previous
-
-
-def _delete_quietly(client: Elasticsearch, name: str) -> None:
-    """Remove a half-built index while another error is on its way up (which must not be masked)."""
-    try:
-        client.indices.delete(index=name, ignore_unavailable=True)
-        log.warning("deleted the half-built index %s", name)
-    except Exception as err:  # the build's own error matters more; this one is logged, not hidden
-        log.error("could not delete the half-built index %s (%s); delete it by hand", name, err)
 
 
 class ElasticsearchRetriever:
@@ -263,24 +126,43 @@ class ElasticsearchRetriever:
         self, bodies: Sequence[dict | None], queries: Sequence[str], snippet_chars: int | None
     ) -> list[list[Hit]]:
         searches = [part for body in bodies if body is not None for part in ({}, body)]
-        responses: list[dict] = []
-        if searches:
-            with explained(self._settings, f"searching {self._alias}"):
-                responses = self._client.msearch(index=self._alias, searches=searches)["responses"]
-        answers = iter(responses)
+        answers = iter(self._responses(searches) if searches else [])
         return [
             self._hits(next(answers), query, snippet_chars) if body is not None else []
             for body, query in zip(bodies, queries, strict=True)
         ]
 
+    def _responses(self, searches: list[dict]) -> list[dict]:
+        """The msearch answers, retried like the client's own requests while some search answers 503 (or
+        another TRANSIENT_STATUS) inside an HTTP 200: a restarted node does so until its shards have
+        recovered (measured: 1.8 s after its port opened, tests/services/test_elasticsearch_faults.py)."""
+        retries, retry = self._params.es_max_retries, 0
+        while True:
+            with explained(self._settings, f"searching {self._alias}"):
+                responses = self._client.msearch(index=self._alias, searches=searches)["responses"]
+            busy = [r for r in responses if "error" in r and r.get("status") in TRANSIENT_STATUS]
+            if not busy or retry == retries:
+                return responses  # `_hits` turns a remaining error into a PipelineError
+            retry += 1
+            log.warning(
+                "Elasticsearch could not run %d of %d searches yet (HTTP %s, %s); retry %d of %d",
+                len(busy),
+                len(responses),
+                busy[0]["status"],
+                busy[0]["error"].get("type"),
+                retry,
+                retries,
+            )
+            time.sleep(retry_wait_s(self._params, retry))
+
     def _hits(self, response: dict, query: str, snippet_chars: int | None) -> list[Hit]:
-        if (
-            "error" in response
-        ):  # one failed search fails the batch: a missing result would look like "no hits"
+        # One failed search fails the batch: a missing result would look like "no hits".
+        if "error" in response:
             error = response["error"]
             raise PipelineError(
-                f"Elasticsearch at {self._settings.host} failed a search on {self._alias}: "
-                f"{error.get('type')}: {error.get('reason')}"
+                f"Elasticsearch at {self._settings.host} (ES_URL) failed a search on {self._alias}"
+                f"{', even after retries' if response.get('status') in TRANSIENT_STATUS else ''}: "
+                f"HTTP {response.get('status')} {error.get('type')}: {error.get('reason')}"
             )
         return [
             Hit(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,13 +87,60 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> ConnectionSet
     return ConnectionSettings(url, env.get("ES_API_KEY") or None, username, password, ca_cert)
 
 
+class ClientRetryLog(logging.Filter):
+    """Keep the client's retries to one short warning each; their tracebacks go to the debug log.
+
+    elastic_transport logs every retry at WARNING with the whole exception chain (three tracebacks), and its
+    node pool adds a line per failure: an unreachable ES_URL printed 172 lines before the one line that says
+    what to do (issue 11). Installed on the client's loggers by `connect`, for every entry point alike.
+    """
+
+    # The client's messages (elastic_transport 9.x) that become debug lines; their meaning is in ours.
+    DEMOTED = (
+        "Request failure, sleeping for",
+        "Node %r has failed for",
+        "Resurrected node",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        retry = message.startswith("Retrying request after failure") and record.exc_info
+        if not retry and not message.startswith(self.DEMOTED):
+            return True
+        if retry:
+            attempt, retries = record.args  # type: ignore[misc]  # "(attempt %d of %d)", from 0
+            error = record.exc_info[1]  # type: ignore[index]
+            log.warning(
+                "Elasticsearch request failed (%s); retry %d of %d", root_cause(error), attempt + 1, retries
+            )
+        log.debug("%s: %s", record.name, record.getMessage(), exc_info=record.exc_info)
+        return False
+
+
+def root_cause(error: BaseException | None) -> str:
+    """The innermost cause of a client error, e.g. "[Errno 111] Connection refused" (at most 200 chars)."""
+    while error is not None and (error.__cause__ or error.__context__):
+        error = error.__cause__ or error.__context__
+    return str(error)[:200] or type(error).__name__
+
+
+def quiet_client_logs() -> None:
+    """Install `ClientRetryLog` (once) and hide the per-request INFO lines unless a level was chosen."""
+    for name in ("elastic_transport.transport", "elastic_transport.node_pool"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            # One INFO line per request would bury a training run's own log.
+            logger.setLevel(logging.WARNING)
+        if not any(isinstance(f, ClientRetryLog) for f in logger.filters):
+            logger.addFilter(ClientRetryLog())
+
+
 def connect(settings: ConnectionSettings, params: IndexParams) -> Elasticsearch:
-    """A client that retries connection errors, timeouts and 429/502/503/504 with exponential backoff."""
+    """A client that retries connection errors, timeouts and 429/502/503/504 with exponential backoff:
+    the n-th retry waits es_retry_backoff_s × 2^(n-1), jittered down to half of it, so the retries of one
+    request span at most es_retry_backoff_s × (2^es_max_retries - 1) seconds (3.5 s with 0.5 s and 3)."""
     base = params.es_retry_backoff_s
-    transport_log = logging.getLogger("elastic_transport.transport")
-    if transport_log.level == logging.NOTSET:
-        # It logs every request at INFO: one line per search would bury a training run's own log.
-        transport_log.setLevel(logging.WARNING)
+    quiet_client_logs()
     client = Elasticsearch(
         settings.url,
         api_key=settings.api_key,
@@ -102,8 +150,9 @@ def connect(settings: ConnectionSettings, params: IndexParams) -> Elasticsearch:
         max_retries=params.es_max_retries,
         retry_on_timeout=True,
         retry_on_status=TRANSIENT_STATUS,
-        # Equal-jitter backoff: about base, 2 base, 4 base ... (both must be > 0 for the client to wait).
-        retry_backoff_base=base,
+        # The client's equal jitter waits between half and all of min(cap, b × 2^(n-2)) before the n-th
+        # retry, so b = 2 base makes the first wait base (or down to half). Both > 0 for it to wait at all.
+        retry_backoff_base=2 * base,
         retry_backoff_cap=base * 2 ** max(params.es_max_retries, 1),
     )
     log.info(
@@ -113,6 +162,13 @@ def connect(settings: ConnectionSettings, params: IndexParams) -> Elasticsearch:
         params.es_max_retries,
     )
     return client
+
+
+def retry_wait_s(params: IndexParams, retry: int) -> float:
+    """The wait before the `retry`-th retry (from 1), as the client's: es_retry_backoff_s × 2^(retry-1),
+    jittered down to half of it."""
+    full = params.es_retry_backoff_s * 2 ** (retry - 1)
+    return random.uniform(full / 2, full)
 
 
 @contextmanager

@@ -1,5 +1,6 @@
-"""Fixtures of the flow and UI tests: a tiny copy of the project, the local servers that infra/services.sh
-starts (on free ports, inside the copy), runs of both flows, and headless Chromium.
+"""Fixtures of the service tests: the Elasticsearch server of `bash infra/elasticsearch.sh start` (ES_URL)
+with an alias per test; for the flow and UI tests, a tiny copy of the project, the local servers that
+infra/services.sh starts (on free ports, inside the copy), runs of both flows, and headless Chromium.
 
 The session's runs build on each other to keep the suite short: the pipeline flow trains ReZero on the tiny
 configuration against the MLflow server; the comparison (triggered through its Prefect deployment) then
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,56 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from elasticsearch import Elasticsearch
 
+from rezero.config import IndexParams
 from tests.conftest import PROJECT_ROOT, copy_project
+
+ES_START_HINT = "bash infra/elasticsearch.sh start` and `export ES_URL=http://127.0.0.1:9200"
+ES_SCRIPT = PROJECT_ROOT / "infra" / "elasticsearch.sh"
+ES_PID_FILE = PROJECT_ROOT / os.environ.get("ES_RUN_DIR", "infra/run/elasticsearch") / "es.pid"
+
+
+@pytest.fixture(scope="session")
+def es_url() -> str:
+    url = os.environ.get("ES_URL")
+    if not url:
+        message = f"ES_URL is not set: start Elasticsearch with `{ES_START_HINT}`"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI must run the Elasticsearch tests, not skip them)")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def es_client(es_url: str) -> Elasticsearch:
+    return Elasticsearch(es_url, request_timeout=30)
+
+
+@pytest.fixture
+def es_params(es_client: Elasticsearch) -> Iterator[IndexParams]:
+    """Settings with an alias of this test's own; its indices are deleted afterwards."""
+    alias = f"rezero-test-{uuid.uuid4().hex[:10]}"
+    yield IndexParams(backend="elasticsearch", es_index=alias, es_retry_backoff_s=0.2)
+    drop(es_client, alias)
+
+
+def drop(client: Elasticsearch, alias: str) -> None:
+    """Delete every index whose name starts with `alias` (the alias's own and the tests' neighbours)."""
+    # By name: the server refuses wildcard deletes (action.destructive_requires_name).
+    for name in client.indices.get(index=f"{alias}*", allow_no_indices=True, expand_wildcards="all"):
+        client.indices.delete(index=name, ignore_unavailable=True)
+
+
+def local_server_managed_by_script() -> bool:
+    """Whether ES_URL is the server infra/elasticsearch.sh runs here (so a test may stop and start it)."""
+    port = os.environ.get("ES_PORT", "9200")
+    return ES_PID_FILE.is_file() and os.environ.get("ES_URL", "").rstrip("/") == f"http://127.0.0.1:{port}"
+
+
+def run_es_script(command: str) -> None:
+    subprocess.run(["bash", str(ES_SCRIPT), command], check=True, timeout=240, capture_output=True)
+
 
 # The smallest run that still trains and evaluates the real 135M model: a warm start of one step on 4
 # episodes, 2 GRPO steps, a checkpoint each, 2 rollouts of 2 turns of 16 tokens, 2 test questions. Each

@@ -1,7 +1,7 @@
 """The Elasticsearch backend against a real server (never a mock): indexing and search, agreement with the
 embedded engine on the mission report, alias swaps, per-document bulk errors, special characters, dense and
-hybrid modes, highlighted result windows (and their agreement with the embedded engine's), restarts, and
-clear connection and credential errors.
+hybrid modes, highlighted result windows (and their agreement with the embedded engine's), and clear
+connection and credential errors. Faults with real processes (kills, restarts): test_elasticsearch_faults.py.
 
 Needs ES_URL (`bash infra/elasticsearch.sh start`, then `export ES_URL=http://127.0.0.1:9200`). Without it
 these tests skip, except under CI, where they fail. Each test uses its own alias and removes it after.
@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import socket
-import subprocess
 import threading
 import uuid
 from collections import Counter
@@ -29,15 +28,13 @@ from rezero.io import read_json, read_jsonl
 from rezero.retrieval import Document, Retriever, build_index, chunk_documents, open_retriever
 from rezero.retrieval.embedded import query_terms
 from rezero.retrieval.es_connection import settings_from_env
-from tests.conftest import PROJECT_ROOT, SHARED_DATA, require_shared_file
+from tests.conftest import SHARED_DATA, require_shared_file
+from tests.services.conftest import drop
 from tests.unit.test_windows import CHUNKS as WINDOW_CHUNKS
 
 pytestmark = pytest.mark.services
 log = logging.getLogger(__name__)
 
-START_HINT = "bash infra/elasticsearch.sh start` and `export ES_URL=http://127.0.0.1:9200"
-SCRIPT = PROJECT_ROOT / "infra" / "elasticsearch.sh"
-PID_FILE = PROJECT_ROOT / os.environ.get("ES_RUN_DIR", "infra/run/elasticsearch") / "es.pid"
 CHUNKS = [
     {"chunk_id": "c1", "position": 0, "text": "The oxygen tank failed during the cryogenic stir."},
     {"chunk_id": "c2", "position": 1, "text": "The crew moved into the lunar module as a lifeboat."},
@@ -49,36 +46,6 @@ WINDOW_DOCS = chunk_documents(
 )  # the embedded window tests' chunks: query words far from the start
 WINDOW_MODES = ["bm25", "dense", "hybrid"]
 WORD = re.compile(r"\w+")
-
-
-@pytest.fixture(scope="session")
-def es_url() -> str:
-    url = os.environ.get("ES_URL")
-    if not url:
-        message = f"ES_URL is not set: start Elasticsearch with `{START_HINT}`"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI must run the Elasticsearch tests, not skip them)")
-        pytest.skip(message)
-    return url
-
-
-@pytest.fixture(scope="session")
-def es_client(es_url: str) -> Elasticsearch:
-    return Elasticsearch(es_url, request_timeout=30)
-
-
-@pytest.fixture
-def es_params(es_client: Elasticsearch) -> Iterator[IndexParams]:
-    """Settings with an alias of this test's own; its indices are deleted afterwards."""
-    alias = f"rezero-test-{uuid.uuid4().hex[:10]}"
-    yield IndexParams(backend="elasticsearch", es_index=alias, es_retry_backoff_s=0.2)
-    drop(es_client, alias)
-
-
-def drop(client: Elasticsearch, alias: str) -> None:
-    # By name: the server refuses wildcard deletes (action.destructive_requires_name).
-    for name in client.indices.get(index=f"{alias}*", allow_no_indices=True, expand_wildcards="all"):
-        client.indices.delete(index=name, ignore_unavailable=True)
 
 
 def serving_indices(client: Elasticsearch, alias: str) -> list[str]:
@@ -376,30 +343,6 @@ def test_both_backends_show_windows_with_the_same_query_words(
     # Measured on 313 questions: 88 % and 0.87.
     assert compared >= 0.9 * len(questions)
     assert rarest_in_both / compared >= 0.8 and overlap / compared >= 0.75
-
-
-def local_server_managed_by_script() -> bool:
-    port = os.environ.get("ES_PORT", "9200")
-    return PID_FILE.is_file() and os.environ.get("ES_URL", "").rstrip("/") == f"http://127.0.0.1:{port}"
-
-
-def run_script(command: str) -> None:
-    subprocess.run(["bash", str(SCRIPT), command], check=True, timeout=240, capture_output=True)
-
-
-def test_search_recovers_after_the_server_restarts(es_params, tmp_path):
-    if not local_server_managed_by_script():
-        pytest.skip("ES_URL is not the server `bash infra/elasticsearch.sh start` runs; not restarting it")
-    build_index(es_params, chunk_documents(CHUNKS), tmp_path / "index")
-    retriever = open_retriever(tmp_path / "index")
-    expected = retriever.search("Samoa", 1)
-    try:
-        run_script("stop")
-        with pytest.raises(PipelineError, match=r"cannot connect to Elasticsearch at http://127\.0\.0\.1"):
-            retriever.search("Samoa", 1)
-    finally:
-        run_script("start")  # waits for health; the server must be back for the tests after this one
-    assert retriever.search("Samoa", 1) == expected  # same client, same data, after the restart
 
 
 def free_port() -> int:
