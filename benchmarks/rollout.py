@@ -82,10 +82,11 @@ def measure_training(variant: str, steps: int, params: dict) -> dict[str, float]
     from trl import GRPOTrainer
 
     from rezero.agent import SearchEnvironment, prompt_messages
+    from rezero.judges import make_judge
     from rezero.models import load_model, load_tokenizer
     from rezero.retrieval import open_retriever
     from rezero.rewards import build_reward_funcs
-    from rezero.training import RolloutStats, TrainingSetup, grpo_config, make_judge, make_rollout_func
+    from rezero.training import RolloutStats, TrainingSetup, grpo_config, make_rollout_func
 
     setup = TrainingSetup(
         train=params["train"],

@@ -9,6 +9,7 @@ with the baseline's results; `dvc exp apply <name>` brings back either.
     python flows/compare.py --steps 20 --set evaluate.max_questions=32
 """
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,19 +17,25 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from rezero import flow_reports, flows_support
 from rezero.config import read_params_file
 from rezero.runtime import configure_environment
+
+# `python flows/compare.py` puts flows/ on sys.path, not the project root that holds the `flows` package
+# (Prefect's loader adds its working directory, the project root, and pytest adds the root too).
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flows import reports, support
 
 
 @task(
     task_run_name="dvc exp run {name}",
     retries=1,
     retry_delay_seconds=60,
-    retry_condition_fn=flows_support.is_transient,
+    retry_condition_fn=support.is_transient,
 )
 def run_experiment(project: str, name: str, set_args: list[str]) -> None:
-    flows_support.run_dvc(Path(project), ["exp", "run", "-n", name, *set_args], get_run_logger().info)
+    support.run_dvc(Path(project), ["exp", "run", "-n", name, *set_args], get_run_logger().info)
 
 
 @flow(name="rezero-compare", log_prints=True)
@@ -42,21 +49,21 @@ def compare(
     """Train and evaluate both variants with the same settings; DVC experiment names are
     `<name_prefix>-<variant>` (default prefix: `cmp-<date>-<time>`)."""
     configure_environment()
-    project = flows_support.project_root(project_dir, __file__)
-    flows_support.check_mlflow_server()
+    project = support.project_root(project_dir, __file__)
+    support.check_mlflow_server()
     prefix = name_prefix or time.strftime("cmp-%Y%m%d-%H%M%S")
     rows = []
-    for variant in flows_support.VARIANTS:
+    for variant in support.VARIANTS:
         params = read_params_file(project / "params.yaml")
-        resolved = flows_support.resolve_overrides(params, profile, variant, steps, overrides)
-        run_experiment(str(project), f"{prefix}-{variant}", flows_support.set_param_args(params, resolved))
-        run = flows_support.find_mlflow_run(str(project))  # the run the experiment trained (run.json)
-        rows.append(flow_reports.experiment_row(project, variant, f"{prefix}-{variant}", run))
+        resolved = support.resolve_overrides(params, profile, variant, steps, overrides)
+        run_experiment(str(project), f"{prefix}-{variant}", support.set_param_args(params, resolved))
+        run = support.find_mlflow_run(str(project))  # the run the experiment trained (run.json)
+        rows.append(reports.experiment_row(project, variant, f"{prefix}-{variant}", run))
     create_markdown_artifact(
-        flow_reports.comparison_report(rows), key="rezero-comparison", description="ReZero vs. no-retry"
+        reports.comparison_report(rows), key="rezero-comparison", description="ReZero vs. no-retry"
     )
     return rows
 
 
 if __name__ == "__main__":
-    flows_support.main(compare)
+    support.main(compare)

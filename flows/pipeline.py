@@ -8,25 +8,32 @@ state and retries. They stay there, so params.yaml, dvc.lock and the outputs agr
     python flows/pipeline.py --variant no_retry --steps 50 --set evaluate.max_questions=16
 """
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from rezero import flow_reports, flows_support
 from rezero.config import read_params_file
 from rezero.runtime import configure_environment
+
+# `python flows/pipeline.py` puts flows/ on sys.path, not the project root that holds the `flows` package
+# (Prefect's loader adds its working directory, the project root, and pytest adds the root too).
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flows import reports, support
 
 
 @task(
     task_run_name="dvc repro {stage}",
     retries=2,
     retry_delay_seconds=[30, 120],
-    retry_condition_fn=flows_support.is_transient,  # a busy DVC lock or a lost server; not stage errors
+    retry_condition_fn=support.is_transient,  # a busy DVC lock or a lost server; not stage errors
 )
 def repro_stage(project: str, stage: str) -> None:
-    flows_support.run_dvc(Path(project), ["repro", "--single-item", stage], get_run_logger().info)
+    support.run_dvc(Path(project), ["repro", "--single-item", stage], get_run_logger().info)
 
 
 @flow(name="rezero-pipeline", log_prints=True)
@@ -40,18 +47,18 @@ def pipeline(
     """Run the pipeline; `profile` (cpu, paper) and `steps` (train.max_steps) keep params.yaml's values
     when left empty; `overrides` maps dotted params.yaml keys to values (`{"train.save_steps": 5}`)."""
     configure_environment()
-    project = flows_support.project_root(project_dir, __file__)
-    flows_support.check_mlflow_server()
+    project = support.project_root(project_dir, __file__)
+    support.check_mlflow_server()
     params = read_params_file(project / "params.yaml")
-    resolved = flows_support.resolve_overrides(params, profile, variant, steps, overrides)
-    flows_support.write_params(project / "params.yaml", resolved)
-    for stage in flows_support.stage_names(project):
+    resolved = support.resolve_overrides(params, profile, variant, steps, overrides)
+    support.write_params(project / "params.yaml", resolved)
+    for stage in support.stage_names(project):
         repro_stage(str(project), stage)
-    metrics = flow_reports.scalar_metrics(project)
-    report = flow_reports.pipeline_report(metrics, flows_support.find_mlflow_run(str(project)), resolved)
+    metrics = reports.scalar_metrics(project)
+    report = reports.pipeline_report(metrics, support.find_mlflow_run(str(project)), resolved)
     create_markdown_artifact(report, key="rezero-pipeline", description="Key metrics and the MLflow run")
     return metrics
 
 
 if __name__ == "__main__":
-    flows_support.main(pipeline)
+    support.main(pipeline)

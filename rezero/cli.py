@@ -77,8 +77,8 @@ def evaluate(
     from rezero.config import load_section
     from rezero.evaluation import evaluate_policy
     from rezero.io import read_jsonl, write_json
+    from rezero.judges import make_judge
     from rezero.rewards import build_reward_funcs
-    from rezero.training import make_judge
 
     records = read_jsonl(qa)
     bad = [i for i, r in enumerate(records, 1) if not r.get("question") or not r.get("answer")]

@@ -2,22 +2,32 @@
 
 Accuracy is the correctness reward (the same judge as training) of a greedy episode per test question.
 Optionally `samples` sampled episodes per question give pass@k (any correct) and maj@k (the most common
-normalised answer is correct). GRPO runs peak then decline (rezero.md), so the best checkpoint is the most
-accurate one (earliest on ties) and overfitting is flagged when the final one falls below it by a margin.
+normalised answer is correct). GRPO runs peak then decline (the ReZero paper, arXiv 2504.11001), so the best
+checkpoint is the most accurate one (earliest on ties) and overfitting is flagged when the final one falls
+below it by a margin.
+
+`evaluate_training` is the `evaluate` stage's work: every checkpoint of a training scored, the results logged
+into the training's MLflow run, the best checkpoint's adapter exported and registered.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rezero import tracking
 from rezero.agent import SearchEnvironment, Trajectory, run_episodes
-from rezero.config import EvaluateParams
-from rezero.judges import normalize_answer
-from rezero.rewards import REWARD_NAMES
+from rezero.checkpoints import CHECKPOINT_PREFIX, RUN_FILE, checkpoint_dirs, checkpoint_step
+from rezero.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
+from rezero.errors import PipelineError
+from rezero.io import atomic_directory, read_json
+from rezero.judges import make_judge, normalize_answer
+from rezero.retrieval import open_retriever
+from rezero.rewards import REWARD_NAMES, build_reward_funcs
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +163,6 @@ def sample_rows(
     return rows
 
 
-def checkpoint_step(folder: Path) -> int:
-    return int(Path(folder).name.rsplit("-", 1)[-1])
-
-
 def evaluate_checkpoints(
     model_spec: str,
     dtype: str,
@@ -179,10 +185,10 @@ def evaluate_checkpoints(
     tokenizer = load_tokenizer(model_spec)
     base_model, merged = load_model(model_spec, dtype).eval(), MergedCopy(model_spec, dtype)
     models = [("base", None)] + ([("warmstart", warmstart)] if warmstart else [])
-    models += [(f"checkpoint-{checkpoint_step(c)}", c) for c in checkpoints]
+    models += [(f"{CHECKPOINT_PREFIX}{checkpoint_step(c)}", c) for c in checkpoints]
     by_label, samples = {}, []
     for label, adapter in tqdm(models, desc="evaluating checkpoints", unit="model"):
-        step = checkpoint_step(adapter) if label.startswith("checkpoint-") else 0
+        step = checkpoint_step(adapter) if label.startswith(CHECKPOINT_PREFIX) else 0
         model = base_model
         if adapter is not None:
             with_adapter = apply_adapter(base_model, adapter)
@@ -207,3 +213,86 @@ def evaluate_checkpoints(
         step: metrics for label, (step, metrics) in by_label.items() if label != "base" or not warmstart
     }
     return by_step, by_label["base"][1], samples
+
+
+@dataclass
+class EvaluationSetup:
+    """The params sections the `evaluate` stage reads (profile overrides applied)."""
+
+    evaluate: EvaluateParams
+    agent: AgentParams
+    rewards: RewardParams
+    train: TrainParams
+    tracking: TrackingParams
+
+
+@dataclass
+class Evaluation:
+    summary: dict[str, Any]  # best step and accuracy, final accuracy, overfitting flag, registered version
+    by_step: dict[int, dict[str, float]]
+    samples: list[dict]
+
+
+def evaluate_training(
+    setup: EvaluationSetup,
+    records: list[dict],
+    index: Path,
+    checkpoints_dir: Path,
+    warmstart: Path | None,
+    best_out: Path,
+) -> Evaluation:
+    """Score the raw model, the warm start and every checkpoint in `checkpoints_dir` on `records`; log it all
+    into the training's MLflow run (its `run.json`), copy the best checkpoint's adapter to `best_out` and
+    register it under `tracking.registered_model` and the variant's alias."""
+    checkpoints = checkpoint_dirs(checkpoints_dir)
+    if not checkpoints:
+        raise PipelineError(f"{checkpoints_dir}: no checkpoint-<step> folders. Run `dvc repro train` first.")
+    run = read_json(Path(checkpoints_dir) / RUN_FILE)
+    tracking.connect(setup.tracking.experiment)
+    rewards = setup.rewards
+    reward_funcs, _ = build_reward_funcs(rewards.weights, make_judge(rewards), rewards.retry)
+    env = SearchEnvironment(open_retriever(index), setup.agent, seed=setup.evaluate.seed)
+    by_step, base, samples = evaluate_checkpoints(
+        setup.train.model,
+        setup.train.dtype,
+        checkpoints,
+        env,
+        records,
+        reward_funcs,
+        setup.evaluate,
+        warmstart,
+    )
+    peak = find_peak({s: m["accuracy"] for s, m in by_step.items() if s > 0}, setup.evaluate.overfit_margin)
+    summary = {
+        "questions": len(records),
+        "base_accuracy": base["accuracy"],  # the raw model
+        "step0_accuracy": by_step[0]["accuracy"],  # the warm start (the raw model without one)
+        **asdict(peak),
+        "accuracy_by_step": {str(s): round(m["accuracy"], 4) for s, m in by_step.items()},
+        "base": {k: round(v, 4) for k, v in base.items()},
+    }
+    log_evaluation(run["mlflow_run_id"], by_step, base, peak)
+    best = next(c for c in checkpoints if c.name == f"{CHECKPOINT_PREFIX}{peak.best_step}")
+    export_adapter(best, best_out)
+    summary["registered_version"] = tracking.register_adapter(
+        run["mlflow_run_id"], best_out, setup.tracking.registered_model, setup.tracking.alias, peak.best_step
+    )
+    return Evaluation(summary=summary, by_step=by_step, samples=samples)
+
+
+def log_evaluation(
+    run_id: str, by_step: dict[int, dict[str, float]], base: dict[str, float], peak: Peak
+) -> None:
+    """`eval/<metric>` by step, the raw model's as `eval/base/<metric>`, and the peak's at step 0."""
+    for step, metrics in by_step.items():
+        tracking.log_metrics(run_id, {f"eval/{k}": v for k, v in metrics.items()}, step=step)
+    tracking.log_metrics(run_id, {f"eval/base/{k}": v for k, v in base.items()}, step=0)
+    tracking.log_metrics(run_id, {f"eval/{k}": float(v) for k, v in asdict(peak).items()}, step=0)
+
+
+def export_adapter(checkpoint: Path, out: Path) -> None:
+    """The checkpoint's adapter files (`adapter_*`: a PEFT folder, as `rezero ask --checkpoint` loads) in
+    `out`, replaced atomically: a failed copy leaves the previous adapter in place."""
+    with atomic_directory(out) as tmp:
+        for item in Path(checkpoint).glob("adapter_*"):
+            shutil.copy2(item, tmp / item.name)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rezero.answers import UNIT_WORDS, canonicalize_units, count_words, normalize_answer, token_f1
+from rezero.config import RewardParams
 from rezero.errors import PipelineError
 
 
@@ -212,3 +213,11 @@ class LLMJudge:
             ) from err
         words = re.findall(r"[a-z]+", (reply.choices[0].message.content or "").lower())
         return bool(words) and words[0] == "yes"
+
+
+def make_judge(params: RewardParams) -> Judge:
+    """The judge `rewards.judge` names (`normalized` or `llm`), with the length limit of `rewards.*`."""
+    words, ratio = params.max_answer_words, params.max_answer_gold_ratio
+    if params.judge == "llm":
+        return LLMJudge(max_answer_words=words, max_answer_gold_ratio=ratio)
+    return NormalizedMatchJudge(params.f1_threshold, max_answer_words=words, max_answer_gold_ratio=ratio)

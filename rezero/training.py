@@ -17,20 +17,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rezero import tracking
 from rezero.agent import SearchEnvironment, Trajectory, run_episodes
+from rezero.checkpoints import RUN_FILE, checkpoint_dirs, latest_checkpoint
 from rezero.config import AgentParams, RewardParams, TrainParams
 from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
-from rezero.judges import LLMJudge, NormalizedMatchJudge
+from rezero.judges import make_judge
 from rezero.models import MergedCopy
 from rezero.rewards import build_reward_funcs
 
 log = logging.getLogger(__name__)
-RUN_FILE = "run.json"  # in the checkpoints folder: config fingerprint and MLflow run id, for resume
-CHECKPOINT_FILE = "rezero_checkpoint.json"  # in each checkpoint: step, seed, resolved params
-WARMSTART_FILE = (
-    "warmstart.json"  # in the warm-start folder: enabled or not, the MLflow run (stages/warmstart.py)
-)
 
 
 @dataclass
@@ -108,13 +105,6 @@ def make_rollout_func(env: SearchEnvironment, stats: RolloutStats, sampler: Merg
     return rollout
 
 
-def make_judge(params: RewardParams):
-    words, ratio = params.max_answer_words, params.max_answer_gold_ratio
-    if params.judge == "llm":
-        return LLMJudge(max_answer_words=words, max_answer_gold_ratio=ratio)
-    return NormalizedMatchJudge(params.f1_threshold, max_answer_words=words, max_answer_gold_ratio=ratio)
-
-
 def grpo_config(setup: TrainingSetup, output_dir: Path):
     from trl import GRPOConfig
 
@@ -152,7 +142,7 @@ def grpo_config(setup: TrainingSetup, output_dir: Path):
         use_vllm=t.use_vllm,
         seed=t.seed,
         data_seed=t.seed,
-        reward_weights=[float(setup.rewards.weights[n]) for n in REWARD_ORDER],
+        reward_weights=[float(getattr(setup.rewards.weights, n)) for n in REWARD_ORDER],
         dataloader_num_workers=0,
         use_cpu=not _has_accelerator(),
     )
@@ -186,38 +176,6 @@ def prepare_output_dir(output_dir: Path, setup: TrainingSetup) -> tuple[str | No
     return None, None
 
 
-def warmstart_adapter(folder: Path, expected: bool) -> tuple[Path | None, str | None]:
-    """The warm-start adapter to continue (None when warm starts are off) and its MLflow run id.
-
-    The `warmstart` stage always writes `folder/warmstart.json`; when params expect an adapter, a missing
-    or disabled one is an error that names the stage to run.
-    """
-    manifest = Path(folder) / WARMSTART_FILE
-    if not expected:
-        return None, None
-    run = "`dvc repro warmstart` (or set warmstart.enabled: false to train from the raw model)"
-    if not manifest.is_file():
-        raise PipelineError(f"{manifest} is missing: the warm start has not run. Run {run}.")
-    info = read_json(manifest)
-    if not info.get("enabled") or not (Path(folder) / "adapter_config.json").is_file():
-        raise PipelineError(
-            f"{folder} holds no warm-start adapter (it was written with warmstart.enabled: false). Run {run}."
-        )
-    return Path(folder), info.get("mlflow_run_id")
-
-
-def checkpoint_dirs(output_dir: Path) -> list[Path]:
-    """Checkpoint folders, by step."""
-    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The newest checkpoint whose save completed (TRL writes trainer_state.json last)."""
-    complete = [p for p in checkpoint_dirs(output_dir) if (p / "trainer_state.json").is_file()]
-    return complete[-1] if complete else None
-
-
 def train(
     setup: TrainingSetup,
     train_records: list[dict],
@@ -226,7 +184,7 @@ def train(
     warmstart_adapter: Path | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) GRPO training: checkpoints in `output_dir/checkpoint-<step>`, metrics in MLflow."""
-    from rezero import tracking
+    # Imported here: the callbacks subclass transformers' TrainerCallback, seconds to import.
     from rezero.training_callbacks import CheckpointMetadataCallback, MlflowStepCallback
 
     if not train_records:

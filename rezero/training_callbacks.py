@@ -8,6 +8,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from rezero import tracking
+from rezero.checkpoints import CHECKPOINT_FILE, CHECKPOINT_PREFIX
 from rezero.io import write_json
 
 
@@ -38,9 +39,7 @@ class CheckpointMetadataCallback(TrainerCallback):
         self.setup = setup
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        from rezero.training import CHECKPOINT_FILE
-
-        folder = f"{args.output_dir}/checkpoint-{state.global_step}"
+        folder = f"{args.output_dir}/{CHECKPOINT_PREFIX}{state.global_step}"
         write_json(
             f"{folder}/{CHECKPOINT_FILE}",
             {

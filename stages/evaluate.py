@@ -10,13 +10,11 @@ profile's overrides).
 import argparse
 import csv
 import io
-import shutil
-from dataclasses import asdict
 from pathlib import Path
 
+from rezero.checkpoints import warmstart_adapter
 from rezero.config import load_section
-from rezero.errors import PipelineError
-from rezero.io import atomic_directory, atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
+from rezero.io import atomic_write_text, read_jsonl, write_json, write_jsonl
 from rezero.runtime import run_stage
 
 
@@ -35,60 +33,17 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    from rezero import tracking
-    from rezero.agent import SearchEnvironment
-    from rezero.evaluation import evaluate_checkpoints, find_peak
-    from rezero.retrieval import open_retriever
-    from rezero.rewards import build_reward_funcs
-    from rezero.training import RUN_FILE, checkpoint_dirs, make_judge, warmstart_adapter
+    from rezero.evaluation import EvaluationSetup, evaluate_training
 
     names = ("evaluate", "agent", "rewards", "train", "tracking", "warmstart")
     params = {n: load_section(n, args.params) for n in names}
-    warmstart, _ = warmstart_adapter(args.warmstart, params["warmstart"].enabled)
-    ev = params["evaluate"]
-    records = read_jsonl(args.test_qa)[: ev.max_questions]
-    checkpoints = checkpoint_dirs(args.checkpoints)
-    if not checkpoints:
-        raise PipelineError(f"{args.checkpoints}: no checkpoint-<step> folders. Run `dvc repro train` first.")
-    run = read_json(args.checkpoints / RUN_FILE)
-    tracking.connect(params["tracking"].experiment)
-    reward_funcs, _ = build_reward_funcs(
-        params["rewards"].weights, make_judge(params["rewards"]), params["rewards"].retry
-    )
-    env = SearchEnvironment(open_retriever(args.index), params["agent"], seed=ev.seed)
-    by_step, base, samples = evaluate_checkpoints(
-        params["train"].model, params["train"].dtype, checkpoints, env, records, reward_funcs, ev, warmstart
-    )
-    peak = find_peak({s: m["accuracy"] for s, m in by_step.items() if s > 0}, ev.overfit_margin)
-
-    summary = {
-        "questions": len(records),
-        "base_accuracy": base["accuracy"],  # the raw model
-        "step0_accuracy": by_step[0]["accuracy"],  # the warm start (the raw model without one)
-        **asdict(peak),
-        "accuracy_by_step": {str(s): round(m["accuracy"], 4) for s, m in by_step.items()},
-        "base": {k: round(v, 4) for k, v in base.items()},
-    }
-    for step, metrics in by_step.items():
-        tracking.log_metrics(run["mlflow_run_id"], {f"eval/{k}": v for k, v in metrics.items()}, step=step)
-    tracking.log_metrics(run["mlflow_run_id"], {f"eval/base/{k}": v for k, v in base.items()}, step=0)
-    tracking.log_metrics(
-        run["mlflow_run_id"], {f"eval/{k}": float(v) for k, v in asdict(peak).items()}, step=0
-    )
-    best_dir = next(c for c in checkpoints if c.name == f"checkpoint-{peak.best_step}")
-    with atomic_directory(args.best_out) as tmp:
-        for item in best_dir.glob("adapter_*"):
-            shutil.copy2(item, tmp / item.name)
-    summary["registered_version"] = tracking.register_adapter(
-        run["mlflow_run_id"],
-        args.best_out,
-        params["tracking"].registered_model,
-        params["tracking"].alias,
-        peak.best_step,
-    )
-    write_json(args.metrics_out, summary)
-    atomic_write_text(args.by_step_out, by_step_csv(by_step))
-    write_jsonl(args.samples_out, samples)
+    warmstart, _ = warmstart_adapter(args.warmstart, params.pop("warmstart").enabled)
+    setup = EvaluationSetup(**params)
+    records = read_jsonl(args.test_qa)[: setup.evaluate.max_questions]
+    result = evaluate_training(setup, records, args.index, args.checkpoints, warmstart, args.best_out)
+    write_json(args.metrics_out, result.summary)
+    atomic_write_text(args.by_step_out, by_step_csv(result.by_step))
+    write_jsonl(args.samples_out, result.samples)
 
 
 def by_step_csv(by_step: dict[int, dict[str, float]]) -> str:

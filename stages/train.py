@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    from rezero.training import TrainingSetup, train, warmstart_adapter
+    from rezero.checkpoints import warmstart_adapter
+    from rezero.training import TrainingSetup, train
 
     names = ("train", "agent", "rewards", "tracking", "warmstart")
     sections = {name: load_section(name, args.params) for name in names}

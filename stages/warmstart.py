@@ -34,7 +34,8 @@ def main() -> None:
     profile = read_params_file(args.params).get("profile", "cpu")
     summary: dict = {"enabled": params["warmstart"].enabled}
     history: list[dict] = []
-    from rezero.training import WARMSTART_FILE, make_judge
+    from rezero.checkpoints import WARMSTART_FILE
+    from rezero.judges import make_judge
 
     with atomic_directory(args.adapter_out) as tmp:
         if params["warmstart"].enabled:

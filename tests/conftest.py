@@ -91,7 +91,7 @@ def copy_project(target: Path, params: dict[str, Any] | None = None) -> Path:
             shutil.copy2(PROJECT_ROOT / name, project / name)
     (target / "shared").symlink_to(SHARED_DATA.parent)
     if params:
-        from rezero.flows_support import write_params
+        from flows.support import write_params
 
         write_params(project / "params.yaml", params)
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)

@@ -40,7 +40,9 @@ def tiny_train(**overrides) -> TrainParams:
         model=MODEL,
         max_steps=2,
         save_steps=1,
+        questions_per_step=1,
         num_generations=8,
+        micro_batch_size=None,
         temperature=1.0,
         warmup_ratio=0.0,
         learning_rate=1e-3,
@@ -85,10 +87,11 @@ def train_records(mission_chunks) -> list[dict]:
 @pytest.fixture(scope="session")
 def warmstarted(index_dir, train_records, tmp_path_factory):
     """A warm start of 8 expert episodes (2 steps of 4) in the folder layout the `warmstart` stage writes."""
+    from rezero.checkpoints import WARMSTART_FILE
     from rezero.config import WarmstartParams
     from rezero.io import write_json
+    from rezero.judges import make_judge
     from rezero.retrieval import open_retriever
-    from rezero.training import WARMSTART_FILE, make_judge
     from rezero.warmstart import WarmstartSetup, run_warmstart
 
     root = tmp_path_factory.mktemp("warmstart")

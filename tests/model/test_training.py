@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rezero.checkpoints import CHECKPOINT_FILE, RUN_FILE, checkpoint_dirs, latest_checkpoint
 from rezero.errors import PipelineError
-from rezero.training import CHECKPOINT_FILE, RUN_FILE, checkpoint_dirs, latest_checkpoint
 from tests.model.conftest import environment
 
 pytestmark = pytest.mark.slow

@@ -117,7 +117,7 @@ def test_too_few_usable_episodes_is_a_clear_error(index_dir, train_records):
 def test_a_short_warm_start_saves_an_adapter_and_logs_its_loss(index_dir, train_records, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from rezero.training import make_judge
+    from rezero.judges import make_judge
 
     # 8 episodes, batch 4, 1 epoch: 2 optimiser steps; 2 held-out questions for the behaviour measure.
     setup = WarmstartSetup(

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from rezero import flows_support
+from flows import support
 from rezero.errors import PipelineError
 from tests.conftest import PROJECT_ROOT
 from tests.services.conftest import TINY, api, copy_project, free_port
@@ -24,15 +24,15 @@ PARAMS = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
 
 class TestResolveOverrides:
     def test_variant_sets_the_retry_weight(self):
-        assert flows_support.resolve_overrides(PARAMS, None, "no_retry", None, None) == {
+        assert support.resolve_overrides(PARAMS, None, "no_retry", None, None) == {
             "rewards.weights.retry": 0.0
         }
-        assert flows_support.resolve_overrides(PARAMS, None, "rezero", None, None) == {
+        assert support.resolve_overrides(PARAMS, None, "rezero", None, None) == {
             "rewards.weights.retry": 1.0  # the paper's weight
         }
 
     def test_a_key_the_profile_sets_is_set_in_the_profile_too(self):
-        resolved = flows_support.resolve_overrides(PARAMS, "paper", None, 50, {"evaluate.samples": 4})
+        resolved = support.resolve_overrides(PARAMS, "paper", None, 50, {"evaluate.samples": 4})
         assert resolved["train.max_steps"] == resolved["profiles.paper.train.max_steps"] == 50
         assert "profiles.paper.evaluate.samples" not in resolved  # the paper profile leaves it alone
 
@@ -46,18 +46,18 @@ class TestResolveOverrides:
     )
     def test_bad_overrides_are_rejected_with_the_key(self, overrides, message):
         with pytest.raises(PipelineError, match=message):
-            flows_support.resolve_overrides(PARAMS, None, "no_retry", None, overrides)
+            support.resolve_overrides(PARAMS, None, "no_retry", None, overrides)
 
     def test_an_unknown_profile_is_rejected(self):
         with pytest.raises(PipelineError, match="profile 'gpu' is not defined"):
-            flows_support.resolve_overrides(PARAMS, "gpu", None, None, None)
+            support.resolve_overrides(PARAMS, "gpu", None, None, None)
 
 
 def test_write_params_changes_only_the_values(tmp_path: Path):
     path = tmp_path / "params.yaml"
     original = (PROJECT_ROOT / "params.yaml").read_text()
     path.write_text(original)
-    flows_support.write_params(path, {"train.max_steps": 3, "agent.result_chars": None})
+    support.write_params(path, {"train.max_steps": 3, "agent.result_chars": None})
     changed = [
         (a, b) for a, b in zip(original.splitlines(), path.read_text().splitlines(), strict=True) if a != b
     ]
@@ -65,7 +65,7 @@ def test_write_params_changes_only_the_values(tmp_path: Path):
 
 
 def test_set_param_args_use_hydra_syntax_and_add_missing_keys():
-    args = flows_support.set_param_args(
+    args = support.set_param_args(
         PARAMS, {"train.max_steps": 2, "index.new_key": "x", "agent.result_chars": None}
     )
     assert args == ["-S", "train.max_steps=2", "-S", '++index.new_key="x"', "-S", "agent.result_chars=null"]
@@ -80,7 +80,7 @@ def test_set_param_args_use_hydra_syntax_and_add_missing_keys():
     ],
 )
 def test_only_lock_and_service_failures_are_retried(message, transient):
-    assert flows_support.is_transient(None, None, SimpleNamespace(message=message)) is transient
+    assert support.is_transient(None, None, SimpleNamespace(message=message)) is transient
 
 
 @pytest.fixture
@@ -126,8 +126,8 @@ def test_a_stopped_mlflow_server_is_named_with_the_command_that_starts_it(scratc
 
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    quick = flows_support.check_mlflow_server.with_options(retries=0)  # the flow retries it for 35 s
-    monkeypatch.setattr(flows_support, "check_mlflow_server", quick)
+    quick = support.check_mlflow_server.with_options(retries=0)  # the flow retries it for 35 s
+    monkeypatch.setattr(support, "check_mlflow_server", quick)
     with prefect_test_harness():
         state = module.pipeline(project_dir=str(scratch_project), return_state=True)
     assert state.is_failed()

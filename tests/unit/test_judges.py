@@ -11,8 +11,7 @@ import pytest
 from rezero.answers import canonicalize_units, count_words, normalize_answer
 from rezero.config import RewardParams, build, load_section
 from rezero.errors import PipelineError
-from rezero.judges import AnswerLengthLimit, LLMJudge, NormalizedMatchJudge
-from rezero.training import make_judge
+from rezero.judges import AnswerLengthLimit, LLMJudge, NormalizedMatchJudge, make_judge
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 

@@ -2,7 +2,8 @@
 the checks that a configured server answers (and their tasks), and a small command line.
 
 The flows stay thin: DVC decides what is up to date and the stages do the work; nothing here re-implements
-a stage. Library code: no logging setup or environment changes at import.
+a stage. Orchestration only: the stages and the rezero package never import it. No logging setup or
+environment changes at import.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from prefect import task
 
-from rezero import flow_reports
+from flows import reports
 from rezero.config import SECTIONS, RewardParams
 from rezero.errors import PipelineError
 from rezero.io import atomic_write_text
@@ -50,7 +51,7 @@ class CommandFailed(PipelineError):
 
 def project_root(project_dir: str | None, flow_file: str) -> Path:
     """The DVC project a flow runs in: the given folder, else the checkout holding the flow's file (not
-    this package's folder: an editable install may point at another checkout)."""
+    the rezero package's folder: an editable install may point at another checkout)."""
     root = Path(project_dir or Path(flow_file).resolve().parents[1]).resolve()
     if not (root / "dvc.yaml").is_file():
         raise PipelineError(f"{root}: no dvc.yaml here; pass project_dir = the project's root folder.")
@@ -138,7 +139,7 @@ def resolve_overrides(
     if variant is not None:
         if variant not in VARIANTS:
             raise PipelineError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}.")
-        named["rewards.weights.retry"] = 0.0 if variant == "no_retry" else RewardParams().weights["retry"]
+        named["rewards.weights.retry"] = 0.0 if variant == "no_retry" else RewardParams().weights.retry
     for key, value in named.items():
         if value is None:
             continue
@@ -251,8 +252,8 @@ def check_mlflow_server() -> None:
 
 
 @task(retries=3, retry_delay_seconds=10)
-def find_mlflow_run(project: str) -> flow_reports.MlflowRun:
-    return flow_reports.find_mlflow_run(Path(project))
+def find_mlflow_run(project: str) -> reports.MlflowRun:
+    return reports.find_mlflow_run(Path(project))
 
 
 def check_prefect() -> None:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from rezero import checkpoints
 from rezero.errors import PipelineError
 
-RUN_FILE = Path("checkpoints/run.json")  # written by the train stage (rezero.training.RUN_FILE)
+RUN_FILE = Path("checkpoints") / checkpoints.RUN_FILE  # the train stage's, in dvc.yaml's paths.checkpoints
 EVALUATE_METRICS = Path("metrics/evaluate.json")
 HEADLINE = [  # the paper's comparison: which variant, how long, peak and final accuracy, overfitting
     "train/variant",
