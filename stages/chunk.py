@@ -1,7 +1,9 @@
 """Stage `chunk`: flatten the ingested document into text blocks and split them into chunks
 (paper: size 1000, overlap 0 → 341 chunks), checked by a Great Expectations suite before anything is written.
 
-Params: chunk.chunk_size, chunk.chunk_overlap, chunk.expected_count.
+Params: chunk.chunk_size, chunk.chunk_overlap, chunk.expected_count, and the `format` of `ingest`'s
+provenance.json: dvc.yaml tracks only that key of it, so re-ingesting the same document (a new retrieval
+time) does not re-run this stage.
 """
 
 import argparse
