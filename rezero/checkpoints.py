@@ -15,6 +15,7 @@ from rezero.io import read_json
 RUN_FILE = "run.json"  # in the checkpoints folder: config fingerprint and MLflow run id, for resume
 CHECKPOINT_FILE = "rezero_checkpoint.json"  # in each checkpoint: step, seed, resolved params
 WARMSTART_FILE = "warmstart.json"  # in the warm-start folder: enabled or not, its MLflow run
+PENDING_METRICS_FILE = "mlflow_pending.json"  # in the checkpoints folder: metrics a server outage held
 CHECKPOINT_PREFIX = "checkpoint-"  # TRL's folder names: checkpoint-<global step>
 
 
@@ -53,3 +54,26 @@ def warmstart_adapter(folder: str | Path, expected: bool) -> tuple[Path | None, 
             f"{folder} holds no warm-start adapter (it was written with warmstart.enabled: false). Run {run}."
         )
     return Path(folder), info.get("mlflow_run_id")
+
+
+def check_adapters(folders: list[Path]) -> None:
+    """Refuse, before any scoring, checkpoints whose adapter cannot be loaded: a missing or unreadable
+    adapter_config.json, or adapter_model.safetensors missing, truncated or corrupt (every tensor is read,
+    without a model). One error names each bad folder."""
+    from safetensors import SafetensorError, safe_open
+
+    bad = []
+    for folder in folders:
+        weights = Path(folder) / "adapter_model.safetensors"
+        try:
+            read_json(Path(folder) / "adapter_config.json")
+            with safe_open(str(weights), framework="pt") as tensors:
+                for name in tensors.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                    tensors.get_tensor(name)
+        except (PipelineError, SafetensorError, OSError, ValueError) as err:
+            bad.append(f"{folder} ({str(err).splitlines()[0][:120]})")
+    if bad:
+        raise PipelineError(
+            f"cannot load the adapter of {'; '.join(bad)}. Nothing was evaluated. Remove the bad folder(s) "
+            "to evaluate the others, or the whole checkpoint folder and `dvc repro train` to train again."
+        )

@@ -21,7 +21,7 @@ from typing import Any
 
 from rezero import tracking
 from rezero.agent import SearchEnvironment, Trajectory, run_episodes
-from rezero.checkpoints import CHECKPOINT_PREFIX, RUN_FILE, checkpoint_dirs, checkpoint_step
+from rezero.checkpoints import CHECKPOINT_PREFIX, RUN_FILE, check_adapters, checkpoint_dirs, checkpoint_step
 from rezero.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
 from rezero.errors import PipelineError
 from rezero.io import atomic_directory, read_json
@@ -66,7 +66,11 @@ def score_episodes(
     }
 
 
-def episode_metrics(trajectories: list[Trajectory], scores: dict[str, list[float]]) -> dict[str, float]:
+def episode_metrics(
+    trajectories: list[Trajectory], scores: dict[str, list[float]], records: list[dict]
+) -> dict[str, float]:
+    """Accuracy and search behaviour; `em_chunk_rate` only when the QA names its gold chunks (a QA file
+    without `chunk_text` cannot tell, and 0.0 would read as "never found")."""
     n = len(trajectories)
     correct = scores["correctness"]
     metrics = {
@@ -75,8 +79,9 @@ def episode_metrics(trajectories: list[Trajectory], scores: dict[str, list[float
         "answered_share": sum(t.answer is not None for t in trajectories) / n,
         # Answered after two or more searches: the behaviour the retry reward is meant to teach.
         "retry_share": sum(t.answer is not None and len(t.queries) >= 2 for t in trajectories) / n,
-        "em_chunk_rate": sum(scores["em_chunk"]) / n,
     }
+    if any(r.get("chunk_text") for r in records):
+        metrics["em_chunk_rate"] = sum(scores["em_chunk"]) / n
     metrics.update({f"reward/{name}": sum(values) / n for name, values in scores.items()})
     return metrics
 
@@ -95,7 +100,7 @@ def evaluate_policy(
     questions = [r["question"] for r in records]
     greedy = run_episodes(model, tokenizer, env, questions, greedy=True)
     scores = score_episodes(greedy, records, reward_funcs)
-    metrics = episode_metrics(greedy, scores)
+    metrics = episode_metrics(greedy, scores, records)
     if params.samples > 1:
         torch.manual_seed(params.seed)
         runs = []
@@ -247,6 +252,7 @@ def evaluate_training(
     checkpoints = checkpoint_dirs(checkpoints_dir)
     if not checkpoints:
         raise PipelineError(f"{checkpoints_dir}: no checkpoint-<step> folders. Run `dvc repro train` first.")
+    check_adapters(checkpoints)
     run = read_json(Path(checkpoints_dir) / RUN_FILE)
     tracking.connect(setup.tracking.experiment)
     rewards = setup.rewards

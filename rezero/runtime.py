@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -27,6 +28,9 @@ OFFLINE_ENVIRONMENT = {
     "TRL_EXPERIMENTAL_SILENCE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "GX_ANALYTICS_ENABLED": "false",
+    # MLflow's client retries a request 7 times (~4 minutes); a training holds its metrics through an outage
+    # instead (rezero/tracking.py PendingMetrics), so 3 retries (~14 s) per step are enough.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
 }
 
 
@@ -82,11 +86,17 @@ def seed_everything(seed: int) -> None:
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's main; a PipelineError becomes one clear line on stderr and exit status 1."""
+    """Run a stage's main; a PipelineError becomes one clear line on stderr and exit status 1. SIGTERM
+    (a scheduler stopping the job) unwinds like Ctrl-C, so the stage can close what it opened."""
     configure_environment()
     setup_logging()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         main()
     except PipelineError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -8,16 +8,19 @@ A server that does not answer is reported before any training starts.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from rezero.errors import PipelineError
+from rezero.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +118,29 @@ def start_or_resume_run(
     return run.info.run_id
 
 
-def end_run() -> None:
-    """Close the active MLflow run (a finished stage's run shows as FINISHED)."""
+def end_run(status: str = "FINISHED") -> None:
+    """Close the active MLflow run: FINISHED, or FAILED / KILLED when the stage stops on an error or a
+    signal, so no run is left RUNNING by a process that has gone."""
     import mlflow
 
-    mlflow.end_run()
+    mlflow.end_run(status=status)
+
+
+def close_abandoned_run(run_id: str | None) -> None:
+    """Mark KILLED a run still RUNNING whose process died without closing it (`kill -9`, a lost machine):
+    found when a new training replaces it. A run that is gone or already closed is left as it is."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    if not run_id:
+        return
+    client = MlflowClient(tracking_uri())
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status="KILLED")
+            log.warning("MLflow run %s was left RUNNING by a training that died; marked KILLED", run_id)
+    except MlflowException:
+        pass
 
 
 def train_metrics(logs: Mapping[str, float]) -> dict[str, float]:
@@ -153,6 +174,89 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], step: int) -> None:
     client = MlflowClient(tracking_uri())
     for key, value in metrics.items():
         client.log_metric(run_id, key, float(value), step=step)
+
+
+class PendingMetrics:
+    """A training's step metrics on their way to MLflow, held through a server outage.
+
+    `log` sends the held metrics and the new ones in one batch; when the server does not answer (after the
+    client's retries, MLFLOW_HTTP_REQUEST_MAX_RETRIES) they stay held, also in `path` when given (in the
+    checkpoint folder), the training goes on, and the next step or the next run of the stage sends them.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self.held: list[dict[str, Any]] = (
+            json.loads(self.path.read_text()) if self.path and self.path.is_file() else []
+        )
+
+    def log(self, run_id: str, metrics: Mapping[str, float], step: int) -> bool:
+        timestamp = int(time.time() * 1000)
+        self.held += [
+            {"key": k, "value": float(v), "step": step, "timestamp": timestamp} for k, v in metrics.items()
+        ]
+        return self.flush(run_id)
+
+    def flush(self, run_id: str) -> bool:
+        """Send what is held; True when nothing is left."""
+        from mlflow.entities import Metric
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        if not self.held:
+            return True
+        try:
+            client = MlflowClient(tracking_uri())
+            for start in range(0, len(self.held), 1000):  # MLflow's limit per batch
+                client.log_batch(run_id, metrics=[Metric(**m) for m in self.held[start : start + 1000]])
+        except (MlflowException, OSError) as err:
+            if self.path:
+                atomic_write_text(self.path, json.dumps(self.held))
+            log.warning(
+                "MLflow at %s did not answer (%s); %d metric values held (%s), sent with the next step",
+                tracking_uri(),
+                type(err).__name__,
+                len(self.held),
+                self.path or "in memory",
+            )
+            return False
+        if self.path and self.path.is_file():
+            log.info("MLflow answers again: %d held metric values logged", len(self.held))
+            self.path.unlink()
+        self.held = []
+        return True
+
+    def require_flushed(self, run_id: str) -> None:
+        if not self.flush(run_id):
+            raise PipelineError(
+                f"MLflow at {tracking_uri()} does not answer: {len(self.held)} metric values of the finished "
+                f"training wait in {self.path}. {START_SERVER_HINT} Then re-run `dvc repro train`: it logs "
+                "them and closes the run without training again."
+            )
+
+
+@contextlib.contextmanager
+def closing_run_on_failure() -> Iterator[None]:
+    """End the active run as KILLED (Ctrl-C, SIGTERM) or FAILED (an error) when the body raises; the
+    process's own error still propagates. A server that is down by then is not waited for twice."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except BaseException as err:
+        with contextlib.suppress(MlflowException, OSError):
+            mlflow.end_run(status="KILLED" if isinstance(err, KeyboardInterrupt | SystemExit) else "FAILED")
+        raise
+
+
+def finish_run(run_id: str) -> None:
+    """Mark a run FINISHED (a finished training found again, whose run a server outage left open)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    if client.get_run(run_id).info.status != "FINISHED":
+        client.set_terminated(run_id, status="FINISHED")
 
 
 def register_adapter(run_id: str, adapter_dir: Path, model_name: str, alias: str, step: int) -> str:

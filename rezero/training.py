@@ -19,7 +19,7 @@ from typing import Any
 
 from rezero import tracking
 from rezero.agent import SearchEnvironment, Trajectory, run_episodes
-from rezero.checkpoints import RUN_FILE, checkpoint_dirs, latest_checkpoint
+from rezero.checkpoints import PENDING_METRICS_FILE, RUN_FILE, checkpoint_dirs, latest_checkpoint
 from rezero.config import AgentParams, RewardParams, TrainParams
 from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
@@ -163,8 +163,8 @@ def prepare_output_dir(output_dir: Path, setup: TrainingSetup) -> tuple[str | No
     Returns (checkpoint to resume from, MLflow run id to continue).
     """
     run_file = output_dir / RUN_FILE
-    if run_file.is_file() and read_json(run_file).get("fingerprint") == setup.fingerprint():
-        previous = read_json(run_file)
+    previous = read_json(run_file) if run_file.is_file() else {}
+    if previous.get("fingerprint") == setup.fingerprint():
         checkpoint = latest_checkpoint(output_dir)
         if checkpoint:
             log.info("resuming from %s (same configuration)", checkpoint)
@@ -172,8 +172,17 @@ def prepare_output_dir(output_dir: Path, setup: TrainingSetup) -> tuple[str | No
     if output_dir.exists() and any(output_dir.iterdir()):
         # Checkpoints of another configuration cannot resume this one; completed runs stay in DVC's cache.
         log.warning("configuration changed: removing old checkpoints in %s", output_dir)
+        tracking.close_abandoned_run(previous.get("mlflow_run_id"))
         shutil.rmtree(output_dir)
     return None, None
+
+
+def finished_step(checkpoint: str | None, max_steps: int) -> int | None:
+    """The step a resumable checkpoint ended its training at, or None when steps remain."""
+    if checkpoint is None:
+        return None
+    step = read_json(Path(checkpoint) / "trainer_state.json").get("global_step", 0)
+    return step if step >= max_steps else None
 
 
 def train(
@@ -183,28 +192,44 @@ def train(
     output_dir: Path,
     warmstart_adapter: Path | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) GRPO training: checkpoints in `output_dir/checkpoint-<step>`, metrics in MLflow."""
+    """Run (or resume) GRPO training: checkpoints in `output_dir/checkpoint-<step>`, metrics in MLflow.
+
+    Everything that can be refused is checked before a checkpoint is removed or a run started: the records,
+    the judge's settings and the tracking server. A training that already reached `max_steps` is reported,
+    not trained further (remove the checkpoint folder to train again from the start).
+    """
     # Imported here: the callbacks subclass transformers' TrainerCallback, seconds to import.
     from rezero.training_callbacks import CheckpointMetadataCallback, MlflowStepCallback
 
     if not train_records:
         raise PipelineError("the training split is empty; check the `synthesize` stage's output.")
+    judge = make_judge(setup.rewards)  # an LLM judge without its endpoint fails here, before anything else
     tracking_uri = tracking.connect(setup.extra["experiment"])  # an unreachable server fails here, not later
     resume_from, run_id = prepare_output_dir(output_dir, setup)
+    pending = tracking.PendingMetrics(output_dir / PENDING_METRICS_FILE)
+    done = finished_step(resume_from, setup.train.max_steps)
+    if done is not None and run_id:
+        log.info(
+            "training already finished at step %d (%s): nothing to train. Remove %s to train again.",
+            done,
+            resume_from,
+            output_dir,
+        )
+        pending.require_flushed(run_id)
+        tracking.finish_run(run_id)
+        return {**read_json(output_dir / RUN_FILE).get("summary", {}), "steps": done}
     tags = tracking.run_tags(setup.rewards.variant, setup.profile)
     if setup.extra.get("warmstart_run"):
         tags["warmstart_run"] = setup.extra["warmstart_run"]  # the warm start's own MLflow run
     run_id = tracking.start_or_resume_run(run_id, setup.run_name, setup.as_params(), tags)
-    write_json(
-        output_dir / RUN_FILE,
-        {
-            "fingerprint": setup.fingerprint(),
-            "mlflow_run_id": run_id,
-            "tracking_uri": tracking_uri,
-            "run_name": setup.run_name,
-            "params": setup.as_params(),
-        },
-    )
+    run_record = {
+        "fingerprint": setup.fingerprint(),
+        "mlflow_run_id": run_id,
+        "tracking_uri": tracking_uri,
+        "run_name": setup.run_name,
+        "params": setup.as_params(),
+    }
+    write_json(output_dir / RUN_FILE, run_record)
     stats = RolloutStats()
     trainer = build_trainer(
         setup,
@@ -213,16 +238,21 @@ def train(
         output_dir,
         warmstart_adapter,
         stats,
-        callbacks=[MlflowStepCallback(run_id, stats), CheckpointMetadataCallback(setup)],
+        callbacks=[MlflowStepCallback(run_id, stats, pending=pending), CheckpointMetadataCallback(setup)],
+        judge=judge,
     )
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    tracking.end_run()
-    return {
+    with tracking.closing_run_on_failure():
+        result = trainer.train(resume_from_checkpoint=resume_from)
+    summary = {
         "steps": trainer.state.global_step,
         "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
         "checkpoints": len(checkpoint_dirs(output_dir)),
         "mlflow_run_id": run_id,
     }
+    write_json(output_dir / RUN_FILE, {**run_record, "summary": summary})
+    pending.require_flushed(run_id)  # what a server outage held back
+    tracking.end_run()
+    return summary
 
 
 def build_trainer(
@@ -233,6 +263,7 @@ def build_trainer(
     warmstart_adapter: Path | None = None,
     stats: RolloutStats | None = None,
     callbacks: Sequence[Any] = (),
+    judge: Any = None,
 ) -> Any:
     """TRL's GRPOTrainer for `setup`, with the multi-turn rollout (also what benchmarks/grpo_step.py times).
 
@@ -262,7 +293,7 @@ def build_trainer(
     env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed)
     sampler = MergedCopy(setup.train.model, setup.train.dtype) if setup.train.merged_rollouts else None
     reward_funcs, _ = build_reward_funcs(
-        setup.rewards.weights, make_judge(setup.rewards), setup.rewards.retry
+        setup.rewards.weights, judge or make_judge(setup.rewards), setup.rewards.retry
     )
     dataset = Dataset.from_list(
         [

@@ -21,15 +21,17 @@ class MlflowStepCallback(TrainerCallback):
         run_id: str,
         stats: Any = None,
         to_metrics: Callable[[dict], dict[str, float]] = tracking.train_metrics,
+        pending: tracking.PendingMetrics | None = None,
     ) -> None:
         self.run_id = run_id
         self.stats = stats
         self.to_metrics = to_metrics
+        self.pending = pending or tracking.PendingMetrics()  # held through a server outage
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
         metrics = {**self.to_metrics(logs or {}), **(self.stats.flush() if self.stats else {})}
         if metrics and state.is_world_process_zero:
-            tracking.log_metrics(self.run_id, metrics, step=state.global_step)
+            self.pending.log(self.run_id, metrics, step=state.global_step)
 
 
 class CheckpointMetadataCallback(TrainerCallback):

@@ -74,6 +74,7 @@ def test_evaluate_scores_a_user_qa_file(trained, index_dir, tiny_params, tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(out.read_text())
     assert 0 <= metrics["accuracy"] <= 1 and "reward/retry" in metrics and "retry_share" in metrics
+    assert metrics["em_chunk_rate"] is None  # the file names no gold chunk: not available, not 0.0
 
 
 def test_missing_checkpoint_and_bad_qa_are_clear_errors(index_dir, tiny_params, tmp_path):
@@ -88,6 +89,8 @@ def test_missing_checkpoint_and_bad_qa_are_clear_errors(index_dir, tiny_params, 
         str(tiny_params),
     )
     assert result.returncode == 1 and "not a complete LoRA checkpoint" in result.stderr
+    result = rezero("ask", "  ", "--index", str(index_dir), "--params", str(tiny_params))
+    assert result.returncode == 1 and "the question is empty" in result.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "no answer here"}\n')
     result = rezero("evaluate", "--qa", str(bad), "--index", str(index_dir), "--params", str(tiny_params))

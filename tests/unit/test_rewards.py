@@ -456,9 +456,7 @@ class TestBuildRewardFuncs:
         assert all(func.__name__ == name for name, func in REWARDS.items())
 
     def test_unknown_reward_lists_the_valid_ones(self):
-        with pytest.raises(
-            ValueError, match=r"unknown reward.*retyr.*valid: correctness, format, retry"
-        ):
+        with pytest.raises(ValueError, match=r"unknown reward.*retyr.*valid: correctness, format, retry"):
             build_reward_funcs(dict(PAPER_WEIGHTS, retyr=1))
 
     def test_missing_reward_weight_is_refused(self):

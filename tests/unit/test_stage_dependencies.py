@@ -71,3 +71,18 @@ def test_a_missing_dep_is_named_with_its_stage(tmp_path: Path):
     deps = [d for d in stage_deps("evaluate") if d != "rezero/judges.py"]
     missing = sorted(path for path in needed_files("evaluate") if not covered(path, deps))
     assert missing == ["rezero/judges.py"]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_output_persists_so_a_failing_stage_keeps_it(stage):
+    """DVC deletes a stage's non-persistent outputs before running it; the stages replace theirs atomically
+    on success instead (rezero/io.py), which only keeps the previous ones if DVC leaves them alone."""
+    declared = [
+        (kind, entry) for kind in ("outs", "metrics", "plots") for entry in STAGES[stage].get(kind, [])
+    ]
+    removed = [
+        kind + ": " + (entry if isinstance(entry, str) else next(iter(entry)))
+        for kind, entry in declared
+        if isinstance(entry, str) or not next(iter(entry.values())).get("persist")
+    ]
+    assert declared and not removed, f"stage {stage!r}: outputs without `persist: true`: {removed}"

@@ -1,0 +1,264 @@
+"""The `train` stage through DVC under faults, with real processes: the training killed (SIGKILL) at random
+moments and resumed by `dvc repro`, re-run once finished, and refused a bad configuration, without losing
+or changing a finished checkpoint and with one MLflow run throughout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline.conftest import copy_project, run, set_params
+
+# The smallest training that still saves a checkpoint each step: the raw model (no warm start) with the
+# worked example, 5 steps of 2 rollouts of 2 turns of 16 tokens.
+TINY_TRAINING = {
+    "warmstart.enabled": False,
+    "agent.worked_example": True,
+    "agent.max_turns": 2,
+    "agent.max_turn_tokens": 16,
+    "agent.max_trajectory_tokens": 200,
+    "agent.result_chars": 100,
+    "train.max_steps": 5,
+    "train.save_steps": 1,
+    "train.questions_per_step": 1,
+    "train.num_generations": 2,
+    "train.micro_batch_size": None,
+}
+KILLS = 3
+
+
+def complete_checkpoints(folder: Path) -> dict[str, str]:
+    """sha256 of every file of each checkpoint whose save completed (TRL writes trainer_state.json last)."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for checkpoint in folder.glob("checkpoint-*")
+        if (checkpoint / "trainer_state.json").is_file()
+        for path in sorted(checkpoint.rglob("*"))
+        if path.is_file()
+    }
+
+
+def training_process(dvc: subprocess.Popen) -> int | None:
+    """The pid of `python stages/train.py` that DVC started (its child), once it runs."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(dvc.pid), "-f", "stages/train.py"], capture_output=True, text=True
+    ).stdout.split()
+    return int(found[0]) if found else None
+
+
+def mlflow_runs(project: Path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
+    experiment = client.get_experiment_by_name("rezero")
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+@pytest.fixture(scope="module")
+def trained_project(tmp_path_factory) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("faults"))
+    set_params(project, TINY_TRAINING)
+    run(project, "dvc", "repro", "warmstart")  # the data stages, and the warm start's "disabled" manifest
+    return project
+
+
+@pytest.mark.slow
+def test_training_killed_at_random_moments_resumes_to_the_same_end(trained_project):
+    project, checkpoints = trained_project, trained_project / "checkpoints"
+    rng = random.Random(13)
+    finished: dict[str, str] = {}
+    for _ in range(KILLS):
+        dvc = subprocess.Popen(
+            ["dvc", "repro", "train"],
+            cwd=project,
+            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns.db'}"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        seen = len(complete_checkpoints(checkpoints)) if checkpoints.exists() else 0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and dvc.poll() is None:  # wait for one more checkpoint
+            if checkpoints.exists() and len(complete_checkpoints(checkpoints)) > seen:
+                break
+            time.sleep(0.2)
+        time.sleep(rng.uniform(0.0, 4.0))  # then kill somewhere in the next step (sampling, loss, saving)
+        pid = training_process(dvc)
+        assert pid is not None and dvc.poll() is None, "the training finished before it could be killed"
+        os.kill(pid, signal.SIGKILL)
+        dvc.wait(timeout=120)
+        assert dvc.returncode != 0
+        now = complete_checkpoints(checkpoints)
+        assert {k: now[k] for k in finished} == finished, "a finished checkpoint changed after a kill"
+        finished = now
+
+    run(project, "dvc", "repro", "train")
+
+    final = complete_checkpoints(checkpoints)
+    assert {k: final[k] for k in finished} == finished  # resuming rewrote no finished checkpoint
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == [
+        f"checkpoint-{i}" for i in range(1, 6)
+    ]
+    state = json.loads((checkpoints / "checkpoint-5/trainer_state.json").read_text())
+    assert (state["global_step"], state["max_steps"]) == (5, 5)
+    assert json.loads((project / "metrics/train.json").read_text())["steps"] == 5
+    runs = [r for r in mlflow_runs(project) if r.data.tags.get("variant") == "rezero"]
+    assert [r.info.status for r in runs] == ["FINISHED"]  # one run, resumed after each kill, closed
+
+
+@pytest.mark.slow
+def test_a_finished_training_re_run_does_no_extra_steps(trained_project):
+    project, checkpoints = trained_project, trained_project / "checkpoints"
+    if not (checkpoints / "checkpoint-5/trainer_state.json").is_file():
+        run(project, "dvc", "repro", "train")
+    before = complete_checkpoints(checkpoints)
+    forced = run(project, "dvc", "repro", "-f", "-s", "train")
+    assert "already finished" in forced.stderr + forced.stdout
+    assert complete_checkpoints(checkpoints) == before  # no checkpoint-6, nothing rewritten
+    assert json.loads((project / "metrics/train.json").read_text())["steps"] == 5
+    assert len([r for r in mlflow_runs(project) if r.data.tags.get("variant") == "rezero"]) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"rewards.weights.retyr": 1.0}, "unknown key(s) retyr"),
+        ({"rewards.judge": "llm"}, "REZERO_JUDGE_BASE_URL"),
+    ],
+    ids=["typo", "judge-without-endpoint"],
+)
+def test_a_bad_configuration_is_refused_before_any_checkpoint_is_removed(trained_project, overrides, message):
+    project, checkpoints = trained_project, trained_project / "checkpoints"
+    if not (checkpoints / "checkpoint-5/trainer_state.json").is_file():
+        run(project, "dvc", "repro", "train")
+    before, runs = complete_checkpoints(checkpoints), len(mlflow_runs(project))
+    params = (project / "params.yaml").read_text()
+    try:
+        set_params(project, overrides)
+        refused = run(project, "dvc", "repro", "train", check=False)
+    finally:
+        (project / "params.yaml").write_text(params)
+    assert refused.returncode != 0
+    assert message in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert complete_checkpoints(checkpoints) == before
+    assert len(mlflow_runs(project)) == runs  # no run started (nor a new `no_retry-…` one for the typo)
+
+
+@pytest.mark.slow
+def test_a_corrupt_checkpoint_fails_evaluate_before_scoring_and_keeps_every_output(trained_project):
+    project = trained_project
+    set_params(project, {"evaluate.max_questions": 2})
+    run(project, "dvc", "repro", "evaluate")
+    outputs = ["models/best_adapter", "evaluation", "metrics/evaluate.json"]
+    before = {o: tree_hashes(project / o) for o in outputs}
+    weights = project / "checkpoints/checkpoint-1/adapter_model.safetensors"
+    original = weights.read_bytes()
+    try:
+        weights.write_bytes(original[:100])
+        refused = run(project, "dvc", "repro", "evaluate", check=False)
+    finally:
+        weights.write_bytes(original)
+    assert refused.returncode != 0
+    assert "checkpoint-1 (" in refused.stderr and "Nothing was evaluated" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "Loading weights" not in refused.stderr  # refused before the model loaded
+    assert {o: tree_hashes(project / o) for o in outputs} == before
+
+
+def tree_hashes(path: Path) -> dict[str, str]:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def start_mlflow_server(port: int, root: Path) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise AssertionError("the MLflow server did not start in 120 s")
+
+
+def wait_for_checkpoint(checkpoints: Path, step: int, seed: int, process: subprocess.Popen) -> None:
+    metadata = checkpoints / f"checkpoint-{step}" / "rezero_checkpoint.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        if metadata.is_file() and json.loads(metadata.read_text())["seed"] == seed:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint-{step} of seed {seed} (training exited {process.poll()})")
+
+
+@pytest.mark.slow
+def test_training_holds_its_metrics_through_an_mlflow_server_outage(trained_project, tmp_path):
+    """Runs last in this module: a new seed retrains from scratch, logging to a real MLflow server that is
+    stopped after step 1 and started again (same store) after step 3."""
+    from mlflow.tracking import MlflowClient
+
+    project, checkpoints = trained_project, trained_project / "checkpoints"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = start_mlflow_server(port, tmp_path)
+    set_params(project, {"train.seed": 5})
+    training = subprocess.Popen(
+        ["dvc", "repro", "train"],
+        cwd=project,
+        env={**os.environ, "MLFLOW_TRACKING_URI": url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_checkpoint(checkpoints, 1, 5, training)
+        server.terminate()
+        server.wait(timeout=60)
+        wait_for_checkpoint(checkpoints, 3, 5, training)  # the training goes on without its server
+        server = start_mlflow_server(port, tmp_path)
+        output, _ = training.communicate(timeout=900)
+        assert training.returncode == 0, output[-3000:]
+        assert "did not answer" in output and "held metric values logged" in output
+        client = MlflowClient(url)
+        (run,) = client.search_runs([client.get_experiment_by_name("rezero").experiment_id])
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/reward/total")]
+        assert sorted(steps) == [1, 2, 3, 4, 5]  # none lost in the outage
+        assert run.info.status == "FINISHED"
+        assert not (checkpoints / "mlflow_pending.json").exists()
+    finally:
+        training.kill()
+        server.terminate()
+        server.wait(timeout=60)

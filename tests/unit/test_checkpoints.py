@@ -1,0 +1,60 @@
+"""Checkpoint folders: a training that has finished is recognised, and an adapter that cannot load is
+refused by name before anything is scored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from rezero.checkpoints import check_adapters, checkpoint_dirs
+from rezero.errors import PipelineError
+from rezero.training import finished_step
+
+
+def save_checkpoint(root, step: int, global_step: int | None = None):
+    folder = root / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 2}))
+    save_file(
+        {"lora_A": torch.ones(2, 8), "lora_B": torch.zeros(8, 2)}, str(folder / "adapter_model.safetensors")
+    )
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": global_step or step}))
+    return folder
+
+
+def test_loadable_adapters_pass(tmp_path):
+    for step in (1, 2):
+        save_checkpoint(tmp_path, step)
+    check_adapters(checkpoint_dirs(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda f: (f / "adapter_model.safetensors").write_bytes(b"x" * 100), "header"),
+        (lambda f: (f / "adapter_model.safetensors").unlink(), "No such file"),
+        (lambda f: (f / "adapter_config.json").write_text("{"), "not valid JSON"),
+    ],
+    ids=["truncated", "missing-weights", "broken-config"],
+)
+def test_a_broken_adapter_is_named_with_its_reason(tmp_path, damage, reason):
+    save_checkpoint(tmp_path, 1)
+    damage(save_checkpoint(tmp_path, 2))
+    with pytest.raises(PipelineError, match=rf"checkpoint-2 \(.*{reason}.*Nothing was evaluated"):
+        check_adapters(checkpoint_dirs(tmp_path))
+
+
+def test_a_partly_written_tensor_is_caught(tmp_path):
+    weights = save_checkpoint(tmp_path, 1) / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-16])
+    with pytest.raises(PipelineError, match="checkpoint-1"):
+        check_adapters(checkpoint_dirs(tmp_path))
+
+
+def test_a_training_at_max_steps_is_finished(tmp_path):
+    assert finished_step(None, 3) is None
+    assert finished_step(str(save_checkpoint(tmp_path, 2)), 3) is None
+    assert finished_step(str(save_checkpoint(tmp_path, 3)), 3) == 3
