@@ -82,10 +82,9 @@ def measure_training(variant: str, steps: int, params: dict) -> dict[str, float]
     from trl import GRPOTrainer
 
     from rezero.agent import SearchEnvironment, prompt_messages
-    from rezero.judges import make_judge
     from rezero.models import load_model, load_tokenizer
     from rezero.retrieval import open_retriever
-    from rezero.rewards import build_reward_funcs
+    from rezero.rewards import reward_funcs_for
     from rezero.training import RolloutStats, TrainingSetup, grpo_config, make_rollout_func
 
     setup = TrainingSetup(
@@ -108,7 +107,7 @@ def measure_training(variant: str, steps: int, params: dict) -> dict[str, float]
     config = grpo_config(setup, Path(tempfile.mkdtemp()))
     if variant == "single":
         config.max_completion_length = setup.agent.max_turn_tokens
-    funcs, _ = build_reward_funcs(setup.rewards.weights, make_judge(setup.rewards), setup.rewards.retry)
+    funcs = reward_funcs_for(setup.rewards)
     env = SearchEnvironment(open_retriever("data/index"), setup.agent, seed=0)
     trainer = GRPOTrainer(
         model=load_model(setup.train.model),

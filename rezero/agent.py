@@ -4,8 +4,9 @@ The model thinks in `<think>`, searches with `<search>query</search>` or answers
 The environment runs the last search of a turn and injects the results as a user turn
 `<information>Result 1:\\n…\\n------\\nResult 2:\\n…</information>`. A turn without a search ends the episode.
 
-Token ids are appended, never re-tokenised (trl-multiturn.md): the completion holds exactly the sampled ids
-(env_mask 1, trained) and the injected segments' ids (env_mask 0, masked out of the loss).
+Token ids are appended, never re-tokenised (decoding and re-encoding can change them): the completion holds
+exactly the sampled ids (env_mask 1, trained) and the injected segments' ids (env_mask 0, masked out of the
+loss).
 """
 
 from __future__ import annotations

@@ -82,15 +82,13 @@ def evaluate(
     from rezero.config import load_section
     from rezero.evaluation import evaluate_policy
     from rezero.io import read_jsonl, write_json
-    from rezero.judges import make_judge
-    from rezero.rewards import build_reward_funcs
+    from rezero.rewards import reward_funcs_for
 
     records = read_jsonl(qa)
     bad = [i for i, r in enumerate(records, 1) if not r.get("question") or not r.get("answer")]
     if bad:
         raise PipelineError(f"{qa}: lines {bad[:10]} lack a non-empty `question` or `answer`.")
-    rewards = load_section("rewards", params)
-    reward_funcs, _ = build_reward_funcs(rewards.weights, make_judge(rewards), rewards.retry)
+    reward_funcs = reward_funcs_for(load_section("rewards", params))
     model, tokenizer, env = _load(checkpoint, index, params)
     settings = load_section("evaluate", params)
     metrics, _, _ = evaluate_policy(model, tokenizer, env, records, reward_funcs, settings)

@@ -25,9 +25,9 @@ from rezero.checkpoints import CHECKPOINT_PREFIX, RUN_FILE, check_adapters, chec
 from rezero.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
 from rezero.errors import PipelineError
 from rezero.io import atomic_directory, read_json
-from rezero.judges import make_judge, normalize_answer
+from rezero.judges import normalize_answer
 from rezero.retrieval import open_retriever
-from rezero.rewards import REWARD_NAMES, build_reward_funcs
+from rezero.rewards import REWARD_NAMES, reward_funcs_for
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +255,7 @@ def evaluate_training(
     check_adapters(checkpoints)
     run = read_json(Path(checkpoints_dir) / RUN_FILE)
     tracking.connect(setup.tracking.experiment)
-    rewards = setup.rewards
-    reward_funcs, _ = build_reward_funcs(rewards.weights, make_judge(rewards), rewards.retry)
+    reward_funcs = reward_funcs_for(setup.rewards)
     env = SearchEnvironment(open_retriever(index), setup.agent, seed=setup.evaluate.seed)
     by_step, base, samples = evaluate_checkpoints(
         setup.train.model,

@@ -2,7 +2,7 @@
 folder or a model id, and describe the LoRA adapter.
 
 A GGUF model is dequantised once to fp32 safetensors in a cache folder: the trainer refuses models that
-still carry a GGUF quantizer, and reloading safetensors takes 0.2 s instead of ~20 s (trl-multiturn.md).
+still carry a GGUF quantizer, and reloading safetensors takes 0.2 s instead of ~20 s.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The agent's tag protocol (rezero.md, "Agent protocol"): read what the model wrote.
+"""The agent's tag protocol (the ReZero paper's, arXiv 2504.11001): read what the model wrote.
 
 The model reasons in `<think>…</think>`, then searches with `<search>query</search>` or answers with
 `<answer>…</answer>`; the environment runs the **last** search of the turn and replies, as a user message,

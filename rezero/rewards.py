@@ -1,8 +1,8 @@
-"""The six ReZero rewards (rezero.md, "Rewards") as TRL reward functions, and the judges behind correctness.
+"""The six ReZero rewards (the paper, arXiv 2504.11001, and its code) as TRL reward functions.
 
 Each reward has TRL's signature `reward(completions, **kwargs) -> list[float]`: one score per completion, in
-order. `completions` is TRL's decode of the whole trajectory, injected text and role names included
-(trl-multiturn.md), so the rewards read the fields the rollout passes per row instead:
+order. `completions` is TRL's decode of the whole trajectory, injected text and role names included,
+so the rewards read the fields the rollout passes per row instead:
 
 - `turns`: the model's own messages, in order (text only);
 - `queries`: the queries the environment ran (the last `<search>` of each turn that had one);
@@ -23,8 +23,8 @@ from dataclasses import asdict, fields
 from difflib import SequenceMatcher
 from typing import Any
 
-from rezero.config import RetrySchedule, RewardWeights
-from rezero.judges import Judge, NormalizedMatchJudge
+from rezero.config import RetrySchedule, RewardParams, RewardWeights
+from rezero.judges import Judge, NormalizedMatchJudge, make_judge
 from rezero.protocol import (
     ANSWER_RE,
     SEARCH_RE,
@@ -409,6 +409,12 @@ REWARDS: dict[str, Callable[..., list[float]]] = {
     "search_strategy": search_strategy_reward,
     "search_diversity": search_diversity_reward,
 }
+
+
+def reward_funcs_for(params: RewardParams, judge: Judge | None = None) -> list[Callable[..., list[float]]]:
+    """The six rewards of params.yaml's `rewards` section, with its judge unless `judge` is given."""
+    funcs, _ = build_reward_funcs(params.weights, judge or make_judge(params), params.retry)
+    return funcs
 
 
 def build_reward_funcs(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from rezero.errors import PipelineError
 
-# Nothing may reach a model hub or a telemetry host at run time (DEVELOPERS.md, stack.md).
+# Nothing may reach a model hub or a telemetry host at run time (README, "Two commands": offline).
 OFFLINE_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",

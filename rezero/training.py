@@ -25,7 +25,7 @@ from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
 from rezero.judges import make_judge
 from rezero.models import MergedCopy
-from rezero.rewards import build_reward_funcs
+from rezero.rewards import REWARD_NAMES, reward_funcs_for
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def grpo_config(setup: TrainingSetup, output_dir: Path):
         use_vllm=t.use_vllm,
         seed=t.seed,
         data_seed=t.seed,
-        reward_weights=[float(getattr(setup.rewards.weights, n)) for n in REWARD_ORDER],
+        reward_weights=[float(getattr(setup.rewards.weights, n)) for n in REWARD_NAMES],
         dataloader_num_workers=0,
         use_cpu=not _has_accelerator(),
     )
@@ -152,9 +152,6 @@ def _has_accelerator() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-REWARD_ORDER = ("correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity")
 
 
 def prepare_output_dir(output_dir: Path, setup: TrainingSetup) -> tuple[str | None, str | None]:
@@ -292,9 +289,7 @@ def build_trainer(
         model, lora = apply_adapter(model, warmstart_adapter, trainable=True), None
     env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed)
     sampler = MergedCopy(setup.train.model, setup.train.dtype) if setup.train.merged_rollouts else None
-    reward_funcs, _ = build_reward_funcs(
-        setup.rewards.weights, judge or make_judge(setup.rewards), setup.rewards.retry
-    )
+    reward_funcs = reward_funcs_for(setup.rewards, judge)
     dataset = Dataset.from_list(
         [
             {

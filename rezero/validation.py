@@ -5,7 +5,7 @@ not plain column checks (grounding, leakage, stripped text) become derived colum
 expectation checks, so GX still produces the validation result the failure report is built from. Any
 failed expectation raises one PipelineError listing every failure with its observed value and a hint.
 
-GX takes about 3 s to import (stack.md), so it and pandas are imported inside the functions: importing
+GX takes about 3 s to import, so it and pandas are imported inside the functions: importing
 this module stays cheap for stages and tests that never validate.
 """
 

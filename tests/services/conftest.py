@@ -238,7 +238,7 @@ def chromium() -> str:
 
 
 def browse(url: str, screenshot: Path, wait_ms: int = 20000) -> str:
-    """Open `url` in headless Chromium (stack.md's flags), save a screenshot, return the rendered DOM.
+    """Open `url` in headless Chromium (as root, without a GPU), save a screenshot, return the rendered DOM.
     The virtual-time budget lets the single-page UIs fetch and draw their data before the capture."""
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     profile = screenshot.parent / f".profile-{screenshot.stem}"

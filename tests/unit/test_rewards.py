@@ -1,4 +1,4 @@
-"""The six rewards, their judges and the tag protocol, on hand-written trajectories (rezero.md, "Rewards")."""
+"""The six rewards, their judges and the tag protocol, on hand-written trajectories (the paper's rules)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from rezero.rewards import (
     format_reward,
     make_correctness_reward,
     make_retry_reward,
+    reward_funcs_for,
     search_diversity_reward,
     search_strategy_reward,
 )
@@ -565,3 +566,12 @@ def test_conversational_completions_stand_in_for_turns():
     assert format_reward([completion]) == [1.0]
     assert make_retry_reward()([completion]) == [0.35]
     assert make_correctness_reward()([completion], answer=["Fra Mauro"]) == [1.0]
+
+
+def test_reward_funcs_for_params_uses_the_sections_schedule_and_judge():
+    from rezero.config import RetrySchedule, RewardParams
+
+    funcs = reward_funcs_for(RewardParams(retry=RetrySchedule(base=0.0, step=0.5)))
+    assert [f.__name__ for f in funcs] == list(REWARD_NAMES)
+    retry = funcs[REWARD_NAMES.index("retry")]
+    assert one(retry, turns=[SEARCH, SEARCH, ANSWER]) == 1.0  # 0.0 + 0.5 x 2 searches
