@@ -22,33 +22,21 @@ from rezero.runtime import configure_environment, setup_logging
 BEHAVIOUR = ("searches_per_question", "retry_share", "answered_share")
 
 
-def training_runs(client: Any, experiment_id: str) -> list[Any]:
-    """The newest finished run with evaluation metrics per (variant, seed), baseline rows after ReZero's."""
-    runs = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"])  # tags: no IN
-    newest: dict[tuple[str, str], Any] = {}
-    for run in (r for r in runs if r.data.tags.get("variant") in ("rezero", "no_retry")):
-        key = (run.data.tags["variant"], run.data.params.get("train.seed", "?"))
-        if "eval/best_step" in run.data.metrics and key not in newest:
-            newest[key] = run
-    return [newest[key] for key in sorted(newest, key=lambda k: (k[0] != "rezero", k[1]))]
-
-
-def run_row(client: Any, run: Any) -> dict[str, Any]:
+def run_row(run: Any) -> dict[str, Any]:
     """One run: accuracy at every evaluated step and, at the best checkpoint, how it searched."""
-    history = {
-        key: {m.step: m.value for m in client.get_metric_history(run.info.run_id, f"eval/{key}")}
-        for key in ("accuracy", *BEHAVIOUR)
-    }
+    from rezero import tracking
+
+    history = tracking.eval_history(run.info.run_id, ("accuracy", *BEHAVIOUR))
     best = int(run.data.metrics["eval/best_step"])
     return {
         "variant": run.data.tags["variant"],
         "seed": run.data.params.get("train.seed", "?"),
         "run": run.info.run_name,
         "base": run.data.metrics.get("eval/base/accuracy"),
-        "accuracy_by_step": dict(sorted(history["accuracy"].items())),
+        "accuracy_by_step": {step: m["accuracy"] for step, m in history.items() if "accuracy" in m},
         "best_step": best,
-        **{key: history[key].get(best) for key in BEHAVIOUR},
-        **{f"step0_{key}": history[key].get(0) for key in BEHAVIOUR},
+        **{key: history.get(best, {}).get(key) for key in BEHAVIOUR},
+        **{f"step0_{key}": history.get(0, {}).get(key) for key in BEHAVIOUR},
     }
 
 
@@ -103,16 +91,13 @@ def main() -> None:
     configure_environment()
     setup_logging()
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     from rezero import tracking
     from rezero.config import load_section
 
     experiment = args.experiment or load_section("tracking").experiment
     tracking.connect(experiment)
-    client = MlflowClient(tracking.tracking_uri())
-    runs = training_runs(client, mlflow.get_experiment_by_name(experiment).experiment_id)
-    rows = [run_row(client, run) for run in runs]
+    rows = [run_row(run) for run in tracking.evaluated_runs(experiment)]
     variants = sorted({r["variant"] for r in rows}, key=lambda v: v != "rezero")
     table = rows + [mean_row(rows, v) for v in variants]
     text = markdown(table)

@@ -1,6 +1,7 @@
 """ReZero against the paper's no-retry baseline: two DVC experiments that differ only in
 rewards.weights.retry, logged to one MLflow experiment (tracking.experiment), and a Prefect artifact with
-the paper's headline table: peak accuracy, peak step, final accuracy and the overfitting flag per variant.
+the paper's headline table (peak accuracy, peak step, final accuracy and the overfitting flag per variant)
+with a figure of every variant's and seed's accuracy and searches by checkpoint, logged to MLflow.
 
 They run in turn in the workspace (`dvc exp run -n <name> -S ...`), not from DVC's queue, whose temporary
 copies lack ../shared beside them; two trainings at once gain nothing on a CPU anyway. The workspace ends
@@ -38,6 +39,28 @@ def run_experiment(project: str, name: str, set_args: list[str]) -> None:
     support.run_dvc(Path(project), ["exp", "run", "-n", name, *set_args], get_run_logger().info)
 
 
+@task(task_run_name="comparison figure")
+def comparison_figure(experiment: str, name: str) -> reports.MlflowRun:
+    """Every ReZero and baseline run of the experiment (each seed) on the same axes, logged as
+    `comparison.png` of a new MLflow run `name` (tagged kind=comparison)."""
+    import mlflow
+
+    from rezero import tracking
+    from rezero.figures import by_step_figure
+
+    tracking.connect(experiment)
+    curves = {
+        f"{r.data.tags['variant']}, seed {r.data.params.get('train.seed', '?')}": tracking.eval_history(
+            r.info.run_id, ("accuracy", "searches_per_question")
+        )
+        for r in tracking.evaluated_runs(experiment)
+    }
+    figure = by_step_figure(curves, "ReZero vs. the no-retry baseline, by checkpoint")
+    with mlflow.start_run(run_name=name, tags={"kind": "comparison"}) as run:
+        tracking.log_figure(run.info.run_id, figure, reports.COMPARISON_FIGURE)
+    return reports.MlflowRun(run.info.run_id, run.info.experiment_id, tracking.tracking_uri())
+
+
 @flow(name="rezero-compare", log_prints=True)
 def compare(
     profile: str | None = None,
@@ -59,8 +82,10 @@ def compare(
         run_experiment(str(project), f"{prefix}-{variant}", support.set_param_args(params, resolved))
         run = support.find_mlflow_run(str(project))  # the run the experiment trained (run.json)
         rows.append(reports.experiment_row(project, variant, f"{prefix}-{variant}", run))
+    experiment = read_params_file(project / "params.yaml")["tracking"]["experiment"]
+    figure = comparison_figure(experiment, f"{prefix}-comparison")
     create_markdown_artifact(
-        reports.comparison_report(rows), key="rezero-comparison", description="ReZero vs. no-retry"
+        reports.comparison_report(rows, figure), key="rezero-comparison", description="ReZero vs. no-retry"
     )
     return rows
 

@@ -16,6 +16,7 @@ from rezero.errors import PipelineError
 
 RUN_FILE = Path("checkpoints") / checkpoints.RUN_FILE  # the train stage's, in dvc.yaml's paths.checkpoints
 EVALUATE_METRICS = Path("metrics/evaluate.json")
+COMPARISON_FIGURE = "comparison.png"  # artifact of the comparison flow's MLflow run
 HEADLINE = [  # the paper's comparison: which variant, how long, peak and final accuracy, overfitting
     "train/variant",
     "train/profile",
@@ -119,8 +120,9 @@ def experiment_row(project: Path, variant: str, experiment: str, run: MlflowRun)
     }
 
 
-def comparison_report(rows: list[dict[str, Any]]) -> str:
-    """The paper's headline table: peak accuracy, its step, final accuracy, overfitting, per variant."""
+def comparison_report(rows: list[dict[str, Any]], figure: MlflowRun | None = None) -> str:
+    """The paper's headline table: peak accuracy, its step, final accuracy, overfitting, per variant; then
+    the comparison figure (shown inline when MLflow is a server the browser can reach)."""
     lines = [
         "# ReZero vs. no-retry baseline",
         "",
@@ -137,6 +139,18 @@ def comparison_report(rows: list[dict[str, Any]]) -> str:
         experiments = quote(json.dumps(sorted({row["experiment_id"] for row in rows}), separators=(",", ":")))
         link = f"{uri.rstrip('/')}/#/compare-runs?runs={runs}&experiments={experiments}"
         lines += ["", f"[Compare the runs in MLflow]({link})"]
+    if figure is not None:
+        lines += [
+            "",
+            f"Accuracy and searches per question by checkpoint, every variant and seed: {figure.markdown()}",
+        ]
+        if figure.ui_url:
+            server = figure.tracking_uri.rstrip("/")
+            image = f"{server}/get-artifact?path={COMPARISON_FIGURE}&run_uuid={figure.run_id}"
+            lines += ["", f"![ReZero vs. no-retry by checkpoint]({image})"]
     names = " ".join(row["experiment"] for row in rows)
-    lines += ["", f"In DVC: `dvc exp show --only-changed` or `dvc exp diff {names}`."]
+    lines += [
+        "",
+        f"In DVC: `dvc exp show --only-changed`, `dvc exp diff {names}` or `dvc plots diff {names}`.",
+    ]
     return "\n".join(lines) + "\n"

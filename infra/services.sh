@@ -8,8 +8,9 @@
 #   source infra/run/services.env                         # PREFECT_API_URL and MLFLOW_TRACKING_URI
 #
 # Prefect server on 127.0.0.1:4200 (its database in infra/run/prefect/), MLflow server on 127.0.0.1:5000
-# (SQLite store and artifact folder in infra/run/mlflow/, the light settings of
-# ../shared/reference/stack.md: one worker, no job execution, about 380 MiB instead of 2.2 GiB), and a
+# serving the project's own store, the one `bash infra/pipeline.sh` and `dvc repro` log to without a server
+# (mlruns.db, artifacts in mlartifacts/, so the UI shows the runs the pipeline logged; light settings: one
+# worker, no job execution, about 380 MiB instead of 2.2 GiB), and a
 # process worker for the work pool `rezero-local` of prefect.yaml, which runs the deployments' flow runs in
 # this folder. Pid files and logs: infra/run/ (git-ignored). Elasticsearch: infra/elasticsearch.sh.
 #
@@ -114,7 +115,7 @@ start() {
       exit 1
     fi
   done
-  mkdir -p "$RUN_DIR/prefect" "$RUN_DIR/mlflow/artifacts"
+  mkdir -p "$RUN_DIR/prefect" "$ROOT/mlartifacts"
   printf 'STARTED_PREFECT_PORT=%s\nSTARTED_MLFLOW_PORT=%s\n' "$PREFECT_PORT" "$MLFLOW_PORT" >"$RUN_DIR/ports.env"
   # shellcheck source=infra/env.sh
   source infra/env.sh  # offline, no telemetry, the venv first on PATH (inherited by the worker's flow runs)
@@ -124,7 +125,8 @@ start() {
     "$VENV/bin/prefect" server start --host 127.0.0.1 --port "$PREFECT_PORT"
   launch mlflow-server env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
     "$VENV/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 \
-    --backend-store-uri "sqlite:///$RUN_DIR/mlflow/mlflow.db" --artifacts-destination "$RUN_DIR/mlflow/artifacts"
+    --backend-store-uri "sqlite:///$ROOT/mlruns.db" --default-artifact-root "file://$ROOT/mlartifacts" \
+    --no-serve-artifacts
   wait_healthy prefect-server
   wait_healthy mlflow-server
   launch prefect-worker env PREFECT_API_URL="$PREFECT_URL/api" MLFLOW_TRACKING_URI="$MLFLOW_URL" \

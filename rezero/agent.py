@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,10 @@ class Trajectory:
     retrieved: list[list[dict]] = field(default_factory=list)  # hits shown for each query
     information: list[str] = field(default_factory=list)  # injected texts, for display
     stop_reason: str = ""  # answer | no_search | max_turns | token_budget
+    # Wall-clock (start, end) in ns of each turn's batched generation and of each search, for traces.
+    turn_times: list[tuple[int, int]] = field(default_factory=list)
+    search_times: list[tuple[int, int]] = field(default_factory=list)
+    turn_tokens: list[int] = field(default_factory=list)  # ids the model wrote in each turn
 
     @property
     def done(self) -> bool:
@@ -190,8 +195,11 @@ def run_episodes(
     batch = CachedBatch(rows=[CachedRow() for _ in trajectories])
     active = list(trajectories)
     for _ in range(env.params.max_turns):
+        started = time.time_ns()
         new_tokens = generate_turns(model, template, active, batch, env.params, temperature, greedy)
+        generated = time.time_ns()
         for trajectory, tokens in zip(active, new_tokens, strict=True):
+            trajectory.turn_times.append((started, generated))
             take_turn(trajectory, tokens, template, env)
         batch.keep([not t.done for t in active])
         active = [t for t in active if not t.done]
@@ -313,6 +321,7 @@ def take_turn(
     tokenizer = template.tokenizer
     trajectory.completion_ids += tokens
     trajectory.env_mask += [1] * len(tokens)
+    trajectory.turn_tokens.append(len(tokens))
     text = tokenizer.decode(tokens, skip_special_tokens=True)
     trajectory.turns.append(text)
     searches = extract_searches(text)
@@ -320,7 +329,9 @@ def take_turn(
         trajectory.stop_reason = "answer" if extract_answer(text) is not None else "no_search"
         return
     query = searches[-1]
+    started = time.time_ns()
     hits = env.search(query)
+    searched = time.time_ns()
     information = format_information(hits)
     if len(trajectory.turns) == env.params.max_turns - 1:  # the next turn is the last one allowed
         information += LAST_TURN_NOTE
@@ -330,8 +341,18 @@ def take_turn(
         trajectory.stop_reason = "token_budget"
         return
     trajectory.queries.append(query)
+    trajectory.search_times.append((started, searched))
     trajectory.retrieved.append(
-        [{"chunk_id": h.chunk_id, "text": h.text, "shown": h.shown, "original": h.original} for h in hits]
+        [
+            {
+                "chunk_id": h.chunk_id,
+                "text": h.text,
+                "shown": h.shown,
+                "original": h.original,
+                "score": h.score,
+            }
+            for h in hits
+        ]
     )
     trajectory.information.append(information)
     trajectory.completion_ids += injected

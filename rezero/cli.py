@@ -48,15 +48,26 @@ def ask(
     index: IndexOption = Path("data/index"),
     params: ParamsOption = Path("params.yaml"),
     sample: Annotated[bool, typer.Option(help="Sample (temperature 0.7) instead of greedy.")] = False,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            help="Also log the episode as an MLflow trace in tracking.experiment (MLFLOW_TRACKING_URI, else "
+            "mlruns.db) and print its id and where to see it."
+        ),
+    ] = False,
 ) -> None:
     """Run the search agent on one question; print each search, what came back, and the answer."""
+    from rezero import tracking
     from rezero.agent import run_episodes
+    from rezero.config import load_section
 
     if not question.strip():
         raise PipelineError(
             'the question is empty; ask something, e.g. rezero ask "What failed on Apollo 13?"'
         )
-
+    experiment = load_section("tracking", params).experiment
+    if trace:
+        tracking.connect(experiment)  # an unreachable server fails now, before the model loads
     model, tokenizer, env = _load(checkpoint, index, params)
     (trajectory,) = run_episodes(model, tokenizer, env, [question], greedy=not sample, temperature=0.7)
     for message in trajectory.messages():
@@ -68,6 +79,16 @@ def ask(
         f"stopped: {trajectory.stop_reason})",
         bold=True,
     )
+    if trace:
+        from rezero import traces
+
+        experiment_id = tracking.experiment_id(experiment)
+        tags = {"source": "ask", "model": str(checkpoint or "base")}
+        trace_id = traces.log_episode_trace(
+            trajectory, {}, {}, run_id=None, experiment_id=experiment_id, tags=tags
+        )
+        traces.flush()
+        typer.echo(f"trace {trace_id}: {traces.trace_link(tracking.tracking_uri(), experiment_id, trace_id)}")
 
 
 @app.command()

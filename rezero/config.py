@@ -399,6 +399,14 @@ class TrackingParams:
     alias: str = knob(
         "best", "Registry alias of the best checkpoint's version; other variants get best-<variant>."
     )
+    trace_evaluation: bool = knob(
+        True, "Log every greedy evaluation episode as an MLflow trace in the training's run."
+    )
+    trace_rollouts: int = knob(2, "Training rollouts per GRPO step logged as MLflow traces (0: none).")
+
+    def __post_init__(self) -> None:
+        if self.trace_rollouts < 0:
+            raise ValueError(f"trace_rollouts must be >= 0, got {self.trace_rollouts}")
 
 
 SECTIONS: dict[str, type] = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,16 @@ from rezero.agent import SearchEnvironment, Trajectory, run_episodes
 from rezero.checkpoints import CHECKPOINT_PREFIX, RUN_FILE, check_adapters, checkpoint_dirs, checkpoint_step
 from rezero.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
 from rezero.errors import PipelineError
+from rezero.figures import by_step_figure
 from rezero.io import atomic_directory, read_json
 from rezero.judges import normalize_answer
 from rezero.retrieval import open_retriever
-from rezero.rewards import REWARD_NAMES, reward_funcs_for
+from rezero.rewards import reward_funcs_for, score_episodes
+from rezero.traces import flush as flush_traces
+from rezero.traces import log_episode_traces
 
 log = logging.getLogger(__name__)
+BY_STEP_FIGURE = "figures/by_step.png"  # in the training's MLflow run: accuracy and searches by step
 
 
 @dataclass
@@ -39,31 +44,6 @@ class Peak:
     final_step: int
     final_accuracy: float
     overfitting: bool
-
-
-def reward_columns(trajectories: list[Trajectory], records: list[dict]) -> dict[str, Any]:
-    """The keyword arguments TRL would pass the rewards for these episodes."""
-    return {
-        "turns": [t.turns for t in trajectories],
-        "queries": [t.queries for t in trajectories],
-        "retrieved": [t.retrieved for t in trajectories],
-        "question": [r["question"] for r in records],
-        "answer": [r["answer"] for r in records],
-        "chunk_id": [r.get("chunk_id") or "" for r in records],
-        "chunk_text": [r.get("chunk_text") or "" for r in records],
-    }
-
-
-def score_episodes(
-    trajectories: list[Trajectory], records: list[dict], reward_funcs: list
-) -> dict[str, list[float]]:
-    """Each reward's score for each episode, by reward name."""
-    columns = reward_columns(trajectories, records)
-    completions = [t.turns[-1] if t.turns else "" for t in trajectories]
-    return {
-        name: list(func(completions, **columns))
-        for name, func in zip(REWARD_NAMES, reward_funcs, strict=True)
-    }
 
 
 def episode_metrics(
@@ -177,9 +157,11 @@ def evaluate_checkpoints(
     reward_funcs: list,
     params: EvaluateParams,
     warmstart: Path | None = None,
+    on_evaluated: Callable[[str, int, list[Trajectory], dict[str, list[float]]], None] | None = None,
 ) -> tuple[dict[int, dict[str, float]], dict[str, float], list[dict]]:
     """The raw model, the warm start (step 0) and each checkpoint: metrics by step, the raw model's
-    metrics, and sample episodes. Without a warm start, step 0 is the raw model itself.
+    metrics, and sample episodes. Without a warm start, step 0 is the raw model itself. `on_evaluated`
+    gets each model's label, step, greedy episodes and their scores (the stage logs them as traces).
 
     The base model is loaded once; each adapter is attached to it, merged into one reusable copy
     (`MergedCopy`, the weights rollouts sample from) and detached again."""
@@ -201,6 +183,8 @@ def evaluate_checkpoints(
             base_model = with_adapter.unload()  # the LoRA layers out again, base weights untouched
         metrics, trajectories, scores = evaluate_policy(model, tokenizer, env, records, reward_funcs, params)
         by_label[label] = (step, metrics)
+        if on_evaluated is not None:
+            on_evaluated(label, step, trajectories, scores)
         samples += [
             {"model": label, **row}
             for row in sample_rows(step, trajectories, records, scores, params.sample_trajectories)
@@ -257,6 +241,14 @@ def evaluate_training(
     tracking.connect(setup.tracking.experiment)
     reward_funcs = reward_funcs_for(setup.rewards)
     env = SearchEnvironment(open_retriever(index), setup.agent, seed=setup.evaluate.seed)
+
+    def log_traces(label: str, step: int, trajectories: list[Trajectory], scores: dict) -> None:
+        tags = {"source": "evaluation", "step": step, "model": label, "variant": setup.rewards.variant}
+        log_episode_traces(
+            trajectories, records, scores, run_id=run["mlflow_run_id"], experiment_id=experiment, tags=tags
+        )
+
+    experiment = tracking.experiment_id(setup.tracking.experiment)
     by_step, base, samples = evaluate_checkpoints(
         setup.train.model,
         setup.train.dtype,
@@ -266,7 +258,9 @@ def evaluate_training(
         reward_funcs,
         setup.evaluate,
         warmstart,
+        on_evaluated=log_traces if setup.tracking.trace_evaluation else None,
     )
+    flush_traces()
     peak = find_peak({s: m["accuracy"] for s, m in by_step.items() if s > 0}, setup.evaluate.overfit_margin)
     summary = {
         "questions": len(records),
@@ -277,6 +271,9 @@ def evaluate_training(
         "base": {k: round(v, 4) for k, v in base.items()},
     }
     log_evaluation(run["mlflow_run_id"], by_step, base, peak)
+    label = f"{setup.rewards.variant}, seed {setup.train.seed}"
+    figure = by_step_figure({label: by_step}, f"{label}: the test split by checkpoint")
+    tracking.log_figure(run["mlflow_run_id"], figure, BY_STEP_FIGURE)
     best = next(c for c in checkpoints if c.name == f"{CHECKPOINT_PREFIX}{peak.best_step}")
     export_adapter(best, best_out)
     summary["registered_version"] = tracking.register_adapter(

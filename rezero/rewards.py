@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from difflib import SequenceMatcher
 from typing import Any
@@ -268,12 +268,21 @@ def em_chunk_reward(completions: list[Any], **kwargs: Any) -> list[float]:
 
 
 def _em_chunk_score(retrieved: Any, gold: Any) -> float:
-    gold = _plain(gold)
-    if not gold or not isinstance(retrieved, list | tuple):
+    if not isinstance(retrieved, list | tuple):
         return 0.0
     hits = (hit for query_hits in retrieved if isinstance(query_hits, list | tuple) for hit in query_hits)
-    originals = (hit for hit in hits if isinstance(hit, Mapping) and hit.get("original") is True)
-    return 1.0 if any(gold in as_text(hit.get("text")) for hit in originals) else 0.0
+    return 1.0 if any(is_gold_hit(hit, gold) for hit in hits) else 0.0
+
+
+def is_gold_hit(hit: Any, gold_chunk: Any) -> bool:
+    """A hit is the gold chunk when it is an original (not a distractor) holding the gold chunk's text."""
+    gold = _plain(gold_chunk)
+    return (
+        bool(gold)
+        and isinstance(hit, Mapping)
+        and hit.get("original") is True
+        and gold in as_text(hit.get("text"))
+    )
 
 
 em_chunk_reward.__name__ = "em_chunk"  # metric key rewards/em_chunk/...
@@ -457,3 +466,29 @@ def build_reward_funcs(
         REWARDS, correctness=make_correctness_reward(judge), retry=make_retry_reward(**asdict(retry))
     )
     return [funcs[name] for name in REWARD_NAMES], [float(getattr(weights, name)) for name in REWARD_NAMES]
+
+
+def reward_columns(trajectories: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The keyword arguments TRL would pass the rewards for these episodes (`rezero.agent.Trajectory`s and
+    their QA records), for scoring outside a trainer: evaluation and traces."""
+    return {
+        "turns": [t.turns for t in trajectories],
+        "queries": [t.queries for t in trajectories],
+        "retrieved": [t.retrieved for t in trajectories],
+        "question": [r["question"] for r in records],
+        "answer": [r["answer"] for r in records],
+        "chunk_id": [r.get("chunk_id") or "" for r in records],
+        "chunk_text": [r.get("chunk_text") or "" for r in records],
+    }
+
+
+def score_episodes(
+    trajectories: Sequence[Any], records: Sequence[Mapping[str, Any]], reward_funcs: Sequence[Callable]
+) -> dict[str, list[float]]:
+    """Each reward's score for each episode, by reward name."""
+    columns = reward_columns(trajectories, records)
+    completions = [t.turns[-1] if t.turns else "" for t in trajectories]
+    return {
+        name: list(func(completions, **columns))
+        for name, func in zip(REWARD_NAMES, reward_funcs, strict=True)
+    }

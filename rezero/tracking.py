@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 LOCAL_STORE = "mlruns.db"
 LOCAL_ARTIFACTS = "mlartifacts"
+EXPERIMENT_KIND, MODEL_TRAINING = (
+    "mlflow.experimentKind",
+    "custom_model_development",
+)  # MLflow's tag and value
 START_SERVER_HINT = (
     "Start it with `bash infra/services.sh start`, or unset MLFLOW_TRACKING_URI to use the local store."
 )
@@ -62,10 +66,23 @@ def connect(experiment: str) -> str:
                 f"MLflow server at {uri} is unreachable ({err}). {START_SERVER_HINT}"
             ) from err
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
         mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
+    if found is None or EXPERIMENT_KIND not in found.tags:
+        # Without it, an experiment holding traces opens in the UI's GenAI view, not the training one.
+        mlflow.MlflowClient(uri).set_experiment_tag(
+            mlflow.get_experiment_by_name(experiment).experiment_id, EXPERIMENT_KIND, MODEL_TRAINING
+        )
     mlflow.set_experiment(experiment)
     return uri
+
+
+def experiment_id(experiment: str) -> str:
+    """The id of `experiment` in the store `connect` pointed at."""
+    import mlflow
+
+    return mlflow.get_experiment_by_name(experiment).experiment_id
 
 
 def artifact_location(uri: str) -> str | None:
@@ -282,3 +299,40 @@ def register_adapter(run_id: str, adapter_dir: Path, model_name: str, alias: str
 
 def variant_alias(alias: str, variant: str | None) -> str:
     return alias if variant in (None, "rezero") else f"{alias}-{variant}"
+
+
+def evaluated_runs(experiment: str) -> list[Any]:
+    """The newest finished training run with evaluation metrics per (variant, seed) in `experiment`,
+    ReZero's before the baseline's."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"]) if found else []
+    newest: dict[tuple[str, str], Any] = {}
+    for run in (r for r in runs if r.data.tags.get("variant") in ("rezero", "no_retry")):
+        key = (run.data.tags["variant"], run.data.params.get("train.seed", "?"))
+        if "eval/best_step" in run.data.metrics and key not in newest:
+            newest[key] = run
+    return [newest[key] for key in sorted(newest, key=lambda k: (k[0] != "rezero", k[1]))]
+
+
+def eval_history(run_id: str, keys: tuple[str, ...]) -> dict[int, dict[str, float]]:
+    """The evaluation's `eval/<key>` metrics of a run, by step: {step: {key: value}}."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    by_step: dict[int, dict[str, float]] = {}
+    for key in keys:
+        for metric in client.get_metric_history(run_id, f"eval/{key}"):
+            by_step.setdefault(metric.step, {})[key] = metric.value
+    return dict(sorted(by_step.items()))
+
+
+def log_figure(run_id: str, figure: Any, artifact_file: str) -> None:
+    """Save a matplotlib figure as an artifact of the run (a PNG viewable in the run's Artifacts tab)."""
+    from matplotlib import pyplot as plt
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri()).log_figure(run_id, figure, artifact_file)
+    plt.close(figure)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,9 @@ from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
 from rezero.judges import make_judge
 from rezero.models import MergedCopy
-from rezero.rewards import REWARD_NAMES, reward_funcs_for
+from rezero.rewards import REWARD_NAMES, reward_funcs_for, score_episodes
+from rezero.traces import flush as flush_traces
+from rezero.traces import log_episode_traces
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +77,15 @@ class RolloutStats:
         }
 
 
-def make_rollout_func(env: SearchEnvironment, stats: RolloutStats, sampler: MergedCopy | None = None):
+def make_rollout_func(
+    env: SearchEnvironment,
+    stats: RolloutStats,
+    sampler: MergedCopy | None = None,
+    trace: Callable[[list[Trajectory], int], None] | None = None,
+):
     """TRL's `rollout_func(prompts, trainer)`: prompts arrive repeated `num_generations` times, in order.
-    With `sampler`, episodes are sampled from its LoRA-merged copy of the policy instead of the policy."""
+    With `sampler`, episodes are sampled from its LoRA-merged copy of the policy instead of the policy;
+    `trace` gets each step's episodes and the step they train (`rollout_tracer`)."""
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
         from trl.models.utils import unwrap_model_for_generation
@@ -91,6 +99,8 @@ def make_rollout_func(env: SearchEnvironment, stats: RolloutStats, sampler: Merg
             )
             model.train(was_training)
         stats.trajectories += trajectories
+        if trace is not None:
+            trace(trajectories, trainer.state.global_step + 1)
         return {
             "prompt_ids": [t.prompt_ids for t in trajectories],
             "completion_ids": [t.completion_ids for t in trajectories],
@@ -103,6 +113,28 @@ def make_rollout_func(env: SearchEnvironment, stats: RolloutStats, sampler: Merg
         }
 
     return rollout
+
+
+def rollout_tracer(
+    setup: TrainingSetup, train_records: list[dict], run_id: str, judge: Any
+) -> Callable[[list[Trajectory], int], None] | None:
+    """The first `tracking.trace_rollouts` episodes of each step (one question's rollouts) as MLflow traces
+    in the training's run, with their rewards; None when that is 0."""
+    count = setup.extra.get("trace_rollouts", 0)
+    if not count:
+        return None
+    by_question = {r["question"]: r for r in train_records}
+    reward_funcs = reward_funcs_for(setup.rewards, judge)
+    experiment = tracking.experiment_id(setup.extra["experiment"])
+
+    def trace(trajectories: list[Trajectory], step: int) -> None:
+        sample = trajectories[:count]
+        records = [by_question[t.question] for t in sample]
+        tags = {"source": "training", "step": step, "variant": setup.rewards.variant}
+        scores = score_episodes(sample, records, reward_funcs)
+        log_episode_traces(sample, records, scores, run_id=run_id, experiment_id=experiment, tags=tags)
+
+    return trace
 
 
 def grpo_config(setup: TrainingSetup, output_dir: Path):
@@ -237,6 +269,7 @@ def train(
         stats,
         callbacks=[MlflowStepCallback(run_id, stats, pending=pending), CheckpointMetadataCallback(setup)],
         judge=judge,
+        trace=rollout_tracer(setup, train_records, run_id, judge),
     )
     with tracking.closing_run_on_failure():
         result = trainer.train(resume_from_checkpoint=resume_from)
@@ -248,6 +281,7 @@ def train(
     }
     write_json(output_dir / RUN_FILE, {**run_record, "summary": summary})
     pending.require_flushed(run_id)  # what a server outage held back
+    flush_traces()
     tracking.end_run()
     return summary
 
@@ -261,6 +295,7 @@ def build_trainer(
     stats: RolloutStats | None = None,
     callbacks: Sequence[Any] = (),
     judge: Any = None,
+    trace: Callable[[list[Trajectory], int], None] | None = None,
 ) -> Any:
     """TRL's GRPOTrainer for `setup`, with the multi-turn rollout (also what benchmarks/grpo_step.py times).
 
@@ -309,6 +344,6 @@ def build_trainer(
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora,
-        rollout_func=make_rollout_func(env, stats or RolloutStats(), sampler),
+        rollout_func=make_rollout_func(env, stats or RolloutStats(), sampler, trace),
         callbacks=list(callbacks),
     )

@@ -5,8 +5,8 @@ SQLite store).
 
 With a warm start (`warmstart.enabled`), GRPO continues the `warmstart` stage's adapter.
 
-Params: profile, train.*, agent.*, rewards.*, tracking.experiment, warmstart.enabled (profiles.<profile>
-overrides them).
+Params: profile, train.*, agent.*, rewards.*, tracking.experiment, tracking.trace_rollouts, warmstart.enabled
+(profiles.<profile> overrides them).
 """
 
 import argparse
@@ -49,7 +49,11 @@ def main() -> None:
             + (args.index / "manifest.json").read_bytes()
             + ((adapter / "warmstart.json").read_bytes() if adapter else b"")
         ).hexdigest(),
-        extra={"experiment": sections["tracking"].experiment, "warmstart_run": warmstart_run},
+        extra={
+            "experiment": sections["tracking"].experiment,
+            "warmstart_run": warmstart_run,
+            "trace_rollouts": sections["tracking"].trace_rollouts,
+        },
     )
     seed_everything(setup.train.seed)
     summary = train(setup, records, open_retriever(args.index), args.checkpoints_out, adapter)

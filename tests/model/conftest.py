@@ -126,7 +126,7 @@ def trained(index_dir, train_records, warmstarted, tmp_path_factory):
         rewards=RewardParams(),
         profile="test",
         data_fingerprint="test",
-        extra={"experiment": "rezero-test"},
+        extra={"experiment": "rezero-test", "trace_rollouts": 2},
     )
     with environment(MLFLOW_TRACKING_URI=store):
         summary = train(

@@ -26,12 +26,12 @@ def tiny_params(tmp_path):
     return path
 
 
-def rezero(*args: str) -> subprocess.CompletedProcess:
+def rezero(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rezero.cli", *args],
         capture_output=True,
         text=True,
-        env=os.environ,
+        env={**os.environ, **env},
         cwd=PROJECT_ROOT,
     )
 
@@ -54,6 +54,32 @@ def test_ask_prints_the_trajectory_of_a_checkpoint(trained, index_dir, tiny_para
         and "=== answer:" in result.stdout
         and "searches, stopped:" in result.stdout
     )
+
+
+def test_ask_trace_logs_the_episode_as_a_trace_and_says_where(trained, index_dir, tiny_params, tmp_path):
+    import mlflow
+
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    result = rezero(
+        "ask",
+        "When did oxygen tank 2 fail?",
+        "--checkpoint",
+        str(trained["root"] / "checkpoints/checkpoint-2"),
+        "--index",
+        str(index_dir),
+        "--params",
+        str(tiny_params),
+        "--trace",
+        MLFLOW_TRACKING_URI=store,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("trace "))
+    trace_id = line.split()[1].rstrip(":")
+    assert f"traceId={trace_id}" in line and "mlflow ui --backend-store-uri" in line
+    mlflow.set_tracking_uri(store)
+    trace = mlflow.get_trace(trace_id)
+    assert trace.info.tags["source"] == "ask" and trace.info.tags["model"].endswith("checkpoint-2")
+    assert trace.data.spans[0].inputs == {"question": "When did oxygen tank 2 fail?"}
 
 
 def test_evaluate_scores_a_user_qa_file(trained, index_dir, tiny_params, tmp_path):

@@ -95,6 +95,45 @@ def test_evaluate_stage_scores_every_checkpoint_and_registers_the_best(trained, 
     assert [m.step for m in client.get_metric_history(run_id, "eval/base/accuracy")] == [0]
     version = client.get_model_version_by_alias("rezero-searcher", "best")
     assert version.run_id == run_id and version.tags["step"] == str(summary["best_step"])
+    assert "figures/by_step.png" in [a.path for a in client.list_artifacts(run_id, "figures")]
+    assert_episode_traces(trained["store"], run_id, trained["records"][:2])
+
+
+def assert_episode_traces(store: str, run_id: str, records: list[dict]) -> None:
+    """Each model's greedy episodes are traces in the training's run: an AGENT root span with the question,
+    the answer, the judgement and each reward; an LLM span per turn; a RETRIEVER span per search."""
+    import mlflow
+    from mlflow.entities import SpanType
+
+    mlflow.set_tracking_uri(store)
+    found = mlflow.search_traces(
+        run_id=run_id, filter_string="tags.source = 'evaluation'", return_type="list"
+    )
+    models = sorted(t.info.tags["model"] for t in found)
+    assert models == sorted(["base", "warmstart", "checkpoint-1", "checkpoint-2"] * len(records))
+    step_1 = mlflow.search_traces(
+        run_id=run_id, filter_string="tags.source = 'evaluation' AND tags.step = '1'", return_type="list"
+    )
+    assert [t.info.tags["model"] for t in step_1] == ["checkpoint-1"] * len(records)
+    searches = 0
+    for trace in found:
+        root, *children = trace.data.spans
+        assert (root.name, root.span_type, root.parent_id) == ("episode", SpanType.AGENT, None)
+        assert root.inputs["question"] in {r["question"] for r in records}
+        assert {"gold_answer", "stop_reason", "reward.correctness", "reward.retry", "step"} <= set(
+            root.attributes
+        )
+        assert trace.info.tags["correct"] == str(root.attributes["reward.correctness"] > 0).lower()
+        assert trace.info.tags["variant"] == "rezero" and "answer" in root.outputs
+        assert all(c.parent_id == root.span_id for c in children)
+        turns = [c for c in children if c.span_type == SpanType.LLM]
+        assert turns and all(isinstance(t.outputs, str) and t.attributes["tokens"] > 0 for t in turns)
+        for search in (c for c in children if c.span_type == SpanType.RETRIEVER):
+            searches += 1
+            assert search.inputs["query"] and search.outputs
+            assert {"chunk_id", "score", "original", "gold", "shown"} == set(search.outputs[0])
+            assert search.start_time_ns <= search.end_time_ns
+    assert searches > 0  # the warm start searches
 
 
 @pytest.mark.slow

@@ -48,6 +48,23 @@ def test_training_logs_rewards_loss_kl_and_search_metrics_to_mlflow(trained):
         assert [s for s, _ in metric_history(trained["store"], run_id, key)] == [1, 2], key
 
 
+def test_training_logs_a_few_rollouts_of_each_step_as_traces(trained):
+    import mlflow
+
+    mlflow.set_tracking_uri(trained["store"])
+    found = mlflow.search_traces(
+        run_id=trained["summary"]["mlflow_run_id"],
+        filter_string="tags.source = 'training'",
+        return_type="list",
+    )
+    assert sorted(t.info.tags["step"] for t in found) == ["1", "1", "2", "2"]  # trace_rollouts: 2
+    questions = {r["question"]: r["answer"] for r in trained["records"]}
+    for trace in found:
+        root = trace.data.spans[0]
+        assert questions[root.inputs["question"]] == root.attributes["gold_answer"]
+        assert "reward.retry" in root.attributes and trace.info.tags["correct"] in ("true", "false")
+
+
 def test_lora_weights_move_and_base_weights_do_not(trained):
     from rezero.models import load_model
 

@@ -3,9 +3,11 @@ reported clearly, the pipeline and the comparison end to end on a tiny configura
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -157,6 +159,26 @@ def test_services_status_names_the_urls(services):
     assert "prefect-worker: healthy" in status
 
 
+def test_the_mlflow_server_serves_the_store_the_pipeline_logs_to_without_it(services, monkeypatch):
+    """`bash infra/pipeline.sh` logs to the project's mlruns.db (no MLFLOW_TRACKING_URI); the UI of
+    `bash infra/services.sh start` must show those runs, and their artifacts."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from rezero import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{services.project / 'mlruns.db'}")
+    tracking.connect("store-check")  # as a stage without a server would: artifacts in mlartifacts/
+    with mlflow.start_run(run_name="logged-without-the-server") as run:
+        mlflow.log_text("hello", "note.txt")
+    served = MlflowClient(services.mlflow_url)
+    assert served.get_run(run.info.run_id).info.run_name == "logged-without-the-server"
+    note = f"{services.mlflow_url}/get-artifact?path=note.txt&run_uuid={run.info.run_id}"
+    with urllib.request.urlopen(note, timeout=30) as response:
+        assert response.read() == b"hello"
+    served.delete_experiment(tracking.experiment_id("store-check"))  # the flow tests count experiments
+
+
 def test_deployments_are_registered_with_cron_schedules(deployments):
     by_name = {d["name"]: d for d in deployments}
     assert set(by_name) >= {"nightly", "weekly"}
@@ -207,14 +229,23 @@ def test_comparison_flow_leaves_its_runs_in_one_mlflow_experiment(comparison, se
         f"{services.mlflow_url}/api/2.0/mlflow/runs/search",
         {"experiment_ids": [e["experiment_id"] for e in experiments(services)], "max_results": 50},
     )["runs"]
-    variants = {}
+    variants, figures = {}, []
     for run in runs:
         tags = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
-        variants[tags.get("variant")] = run["info"]["experiment_id"]
+        if tags.get("kind") == "comparison":
+            figures.append(run)
+        else:
+            variants[tags.get("variant")] = run["info"]["experiment_id"]
     # Both variants continue one warm start: its stage ignores the reward weights, so DVC runs it once.
-    assert len(runs) == 3
+    assert len(runs) == 4
     assert set(variants) == {"rezero", "no_retry", "warmstart"}
-    assert len(set(variants.values())) == 1  # one MLflow experiment
+    assert len(set(variants.values()) | {r["info"]["experiment_id"] for r in figures}) == 1  # one experiment
+    # The comparison figure (both variants' curves, tests/unit/test_figures.py) is in MLflow and the artifact.
+    (figure_run,) = figures
+    image = f"{services.mlflow_url}/get-artifact?path=comparison.png&run_uuid={figure_run['info']['run_id']}"
+    assert f"]({image})" in artifact["data"]
+    with urllib.request.urlopen(image, timeout=30) as response:
+        assert response.read(8) == b"\x89PNG\r\n\x1a\n"
     listed = subprocess.run(
         [sys.executable, "-m", "dvc", "exp", "list", "--name-only"],
         cwd=services.project,
@@ -223,6 +254,15 @@ def test_comparison_flow_leaves_its_runs_in_one_mlflow_experiment(comparison, se
         check=True,
     ).stdout.split()
     assert {"svc-rezero", "svc-no_retry"} <= set(listed)
+    plots = subprocess.run(
+        [sys.executable, "-m", "dvc", "plots", "diff", "svc-rezero", "svc-no_retry", "--json"],
+        cwd=services.project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (accuracy,) = json.loads(plots)["data"]["Accuracy by checkpoint"]
+    assert accuracy["revisions"] == ["svc-rezero", "svc-no_retry"]  # one curve per experiment
 
 
 def experiments(services) -> list[dict]:

@@ -1,6 +1,7 @@
 """The UIs users look at, in headless Chromium: Prefect lists the flow runs, the comparison's tasks, both
-artifacts and the deployments; MLflow shows both variants' runs in one experiment. Screenshots are saved in
-test-outputs/services/ for a person to look at."""
+artifacts and the deployments; MLflow shows both variants' runs in one experiment, in its model-training view,
+and the trace of an evaluated episode with its search. Screenshots are saved in test-outputs/services/ for a
+person to look at."""
 
 from __future__ import annotations
 
@@ -68,7 +69,9 @@ def test_mlflow_ui_shows_the_variants_and_their_warm_start_in_one_experiment(com
         f"{services.mlflow_url}/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]}
     )["runs"]
     names = sorted(run["info"]["run_name"] for run in runs)
-    assert len(names) == 3  # the two variants and the warm start they share
+    assert len(names) == 4  # the two variants, the warm start they share, and the comparison's figure
+    kind = {t["key"]: t["value"] for t in experiment.get("tags", [])}.get("mlflow.experimentKind")
+    assert kind == "custom_model_development"  # opens in the model-training view, not the GenAI one
     dom = browse(
         f"{services.mlflow_url}/#/experiments/{experiment['experiment_id']}/runs", OUTPUTS / "mlflow-runs.png"
     )
@@ -83,3 +86,25 @@ def test_mlflow_ui_shows_the_variants_and_their_warm_start_in_one_experiment(com
     )
     for name in names:
         assert name in dom
+
+
+def test_mlflow_trace_view_shows_an_evaluated_episode_and_its_search(comparison, services):
+    import mlflow
+
+    mlflow.set_tracking_uri(services.mlflow_url)
+    experiment = next(e for e in mlflow.search_experiments() if e.name != "Default")
+    episodes = mlflow.search_traces(
+        experiment_ids=[experiment.experiment_id],
+        filter_string="tags.source = 'evaluation' AND tags.variant = 'rezero'",
+        return_type="list",
+    )
+    searched = next(t for t in episodes if any(s.name == "search 1" for s in t.data.spans))
+    query = next(s for s in searched.data.spans if s.name == "search 1").inputs["query"]
+    trace_id = searched.info.trace_id
+    dom = browse(
+        f"{services.mlflow_url}/#/experiments/{experiment.experiment_id}/traces"
+        f"?selectedEvaluationId={trace_id}&traceId={trace_id}",
+        OUTPUTS / "mlflow-trace.png",
+    )
+    assert "episode" in dom and "search 1" in dom and "turn 1" in dom
+    assert query.split()[0] in dom  # the search span's query is on the page
