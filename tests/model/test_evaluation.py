@@ -106,13 +106,20 @@ def assert_episode_traces(store: str, run_id: str, records: list[dict]) -> None:
     from mlflow.entities import SpanType
 
     mlflow.set_tracking_uri(store)
+    experiments = [mlflow.get_run(run_id).info.experiment_id]
     found = mlflow.search_traces(
-        run_id=run_id, filter_string="tags.source = 'evaluation'", return_type="list"
+        experiment_ids=experiments,
+        run_id=run_id,
+        filter_string="tags.source = 'evaluation'",
+        return_type="list",
     )
     models = sorted(t.info.tags["model"] for t in found)
     assert models == sorted(["base", "warmstart", "checkpoint-1", "checkpoint-2"] * len(records))
     step_1 = mlflow.search_traces(
-        run_id=run_id, filter_string="tags.source = 'evaluation' AND tags.step = '1'", return_type="list"
+        experiment_ids=experiments,
+        run_id=run_id,
+        filter_string="tags.source = 'evaluation' AND tags.step = '1'",
+        return_type="list",
     )
     assert [t.info.tags["model"] for t in step_1] == ["checkpoint-1"] * len(records)
     searches = 0

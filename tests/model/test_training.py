@@ -52,8 +52,10 @@ def test_training_logs_a_few_rollouts_of_each_step_as_traces(trained):
     import mlflow
 
     mlflow.set_tracking_uri(trained["store"])
+    run_id = trained["summary"]["mlflow_run_id"]
     found = mlflow.search_traces(
-        run_id=trained["summary"]["mlflow_run_id"],
+        experiment_ids=[mlflow.get_run(run_id).info.experiment_id],
+        run_id=run_id,
         filter_string="tags.source = 'training'",
         return_type="list",
     )
