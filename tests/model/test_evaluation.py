@@ -96,10 +96,10 @@ def test_evaluate_stage_scores_every_checkpoint_and_registers_the_best(trained, 
     version = client.get_model_version_by_alias("rezero-searcher", "best")
     assert version.run_id == run_id and version.tags["step"] == str(summary["best_step"])
     assert "figures/by_step.png" in [a.path for a in client.list_artifacts(run_id, "figures")]
-    assert_episode_traces(trained["store"], run_id, trained["records"][:2])
+    assert_episode_traces(trained["store"], run_id, trained["records"][:2], samples)
 
 
-def assert_episode_traces(store: str, run_id: str, records: list[dict]) -> None:
+def assert_episode_traces(store: str, run_id: str, records: list[dict], samples: list[dict]) -> None:
     """Each model's greedy episodes are traces in the training's run: an AGENT root span with the question,
     the answer, the judgement and each reward; an LLM span per turn; a RETRIEVER span per search."""
     import mlflow
@@ -108,7 +108,7 @@ def assert_episode_traces(store: str, run_id: str, records: list[dict]) -> None:
     mlflow.set_tracking_uri(store)
     experiments = [mlflow.get_run(run_id).info.experiment_id]
     found = mlflow.search_traces(
-        experiment_ids=experiments,
+        locations=experiments,
         run_id=run_id,
         filter_string="tags.source = 'evaluation'",
         return_type="list",
@@ -116,7 +116,7 @@ def assert_episode_traces(store: str, run_id: str, records: list[dict]) -> None:
     models = sorted(t.info.tags["model"] for t in found)
     assert models == sorted(["base", "warmstart", "checkpoint-1", "checkpoint-2"] * len(records))
     step_1 = mlflow.search_traces(
-        experiment_ids=experiments,
+        locations=experiments,
         run_id=run_id,
         filter_string="tags.source = 'evaluation' AND tags.step = '1'",
         return_type="list",
@@ -140,7 +140,7 @@ def assert_episode_traces(store: str, run_id: str, records: list[dict]) -> None:
             assert search.inputs["query"] and search.outputs
             assert {"chunk_id", "score", "original", "gold", "shown"} == set(search.outputs[0])
             assert search.start_time_ns <= search.end_time_ns
-    assert searches > 0  # the warm start searches
+    assert searches == sum(len(s["queries"]) for s in samples)  # a search span for each search run
 
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ def test_training_logs_a_few_rollouts_of_each_step_as_traces(trained):
     mlflow.set_tracking_uri(trained["store"])
     run_id = trained["summary"]["mlflow_run_id"]
     found = mlflow.search_traces(
-        experiment_ids=[mlflow.get_run(run_id).info.experiment_id],
+        locations=[mlflow.get_run(run_id).info.experiment_id],
         run_id=run_id,
         filter_string="tags.source = 'training'",
         return_type="list",

@@ -94,7 +94,7 @@ def test_mlflow_trace_view_shows_an_evaluated_episode_and_its_search(comparison,
     mlflow.set_tracking_uri(services.mlflow_url)
     experiment = next(e for e in mlflow.search_experiments() if e.name != "Default")
     episodes = mlflow.search_traces(
-        experiment_ids=[experiment.experiment_id],
+        locations=[experiment.experiment_id],
         filter_string="tags.source = 'evaluation' AND tags.variant = 'rezero'",
         return_type="list",
     )

@@ -55,7 +55,7 @@ def test_an_episode_is_a_tree_of_turns_and_searches_linked_to_its_run(store):
     flush()
 
     wrong = mlflow.search_traces(
-        experiment_ids=[experiment], run_id=run_id, filter_string="tags.correct = 'false'", return_type="list"
+        locations=[experiment], run_id=run_id, filter_string="tags.correct = 'false'", return_type="list"
     )
     assert [t.info.trace_id for t in wrong] == [ids[1]]
     trace = mlflow.get_trace(ids[0])
