@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -242,12 +243,7 @@ def evaluate_training(
     reward_funcs = reward_funcs_for(setup.rewards)
     env = SearchEnvironment(open_retriever(index), setup.agent, seed=setup.evaluate.seed)
 
-    def log_traces(label: str, step: int, trajectories: list[Trajectory], scores: dict) -> None:
-        tags = {"source": "evaluation", "step": step, "model": label, "variant": setup.rewards.variant}
-        log_episode_traces(
-            trajectories, records, scores, run_id=run["mlflow_run_id"], experiment_id=experiment, tags=tags
-        )
-
+    evaluated: list[tuple[str, int, list[Trajectory], dict]] = []  # traced after scoring, not during it
     experiment = tracking.experiment_id(setup.tracking.experiment)
     by_step, base, samples = evaluate_checkpoints(
         setup.train.model,
@@ -258,9 +254,23 @@ def evaluate_training(
         reward_funcs,
         setup.evaluate,
         warmstart,
-        on_evaluated=log_traces if setup.tracking.trace_evaluation else None,
+        on_evaluated=(lambda *episodes: evaluated.append(episodes))
+        if setup.tracking.trace_evaluation
+        else None,
     )
+    started = time.perf_counter()
+    for label, step, trajectories, scores in evaluated:
+        tags = {"source": "evaluation", "step": step, "model": label, "variant": setup.rewards.variant}
+        log_episode_traces(
+            trajectories, records, scores, run_id=run["mlflow_run_id"], experiment_id=experiment, tags=tags
+        )
     flush_traces()
+    if evaluated:
+        log.info(
+            "%d episodes logged as traces in %.1f s",
+            len(evaluated) * len(records),
+            time.perf_counter() - started,
+        )
     peak = find_peak({s: m["accuracy"] for s, m in by_step.items() if s > 0}, setup.evaluate.overfit_margin)
     summary = {
         "questions": len(records),
