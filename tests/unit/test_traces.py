@@ -37,7 +37,7 @@ def episode(question: str, answer: str, searched: bool) -> Trajectory:
 def store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("traces")
+    experiment = mlflow.create_experiment("traces", artifact_location=(tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment) as run:
         pass
     return experiment, run.info.run_id
