@@ -77,12 +77,11 @@ def measure_generation(variant: str, batches: int, params: dict) -> dict[str, fl
 
 def measure_training(variant: str, steps: int, params: dict) -> dict[str, float]:
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import TrainerCallback
     from trl import GRPOTrainer
 
     from rezero.agent import SearchEnvironment, prompt_messages
-    from rezero.models import load_model, load_tokenizer
+    from rezero.models import load_model, load_tokenizer, lora_config
     from rezero.retrieval import open_retriever
     from rezero.rewards import reward_funcs_for
     from rezero.training import RolloutStats, TrainingSetup, grpo_config, make_rollout_func
@@ -118,12 +117,7 @@ def measure_training(variant: str, steps: int, params: dict) -> dict[str, float]
             [{"prompt": q if variant == "multi" else prompt_messages(q)} for q in questions(64)]
         ),
         processing_class=load_tokenizer(setup.train.model),
-        peft_config=LoraConfig(
-            r=setup.train.lora_r,
-            lora_alpha=setup.train.lora_alpha,
-            target_modules=setup.train.lora_target_modules,
-            task_type="CAUSAL_LM",
-        ),
+        peft_config=lora_config(setup.train),
         rollout_func=make_rollout_func(env, RolloutStats()) if variant == "multi" else None,
         callbacks=[StepTimer()],
     )

@@ -242,7 +242,11 @@ class TrainParams:
         False, "Leave episodes that did not end on an end-of-turn token out of the loss (paper: no)."
     )
     gradient_checkpointing: bool = knob(False, "Trade compute for memory (on for large models).")
-    use_vllm: bool = knob(False, "Generate with vLLM (needs a GPU and the vllm package).")
+    use_vllm: bool = knob(
+        False,
+        "Must stay false: the multi-turn rollout (rezero/agent.py) generates with the policy's own "
+        "`generate`, so TRL would start a vLLM engine that nothing uses. true is refused.",
+    )
     merged_rollouts: bool = knob(
         True,
         "Sample rollouts from a copy of the policy with its LoRA update merged into the weights "
@@ -266,6 +270,12 @@ class TrainParams:
             raise ValueError(
                 f"micro_batch_size must divide the episodes of a step (questions_per_step x num_generations "
                 f"= {episodes}), got {self.micro_batch_size}"
+            )
+        if self.use_vllm:
+            raise ValueError(
+                "use_vllm: true is not supported: the multi-turn rollout generates with the policy's own "
+                "`generate` (rezero/agent.py), so TRL's vLLM engine would be started and never used; set "
+                "train.use_vllm: false"
             )
         if self.max_steps < 1 or self.save_steps < 1:
             raise ValueError("max_steps and save_steps must be >= 1")

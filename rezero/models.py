@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rezero.config import TrainParams
 from rezero.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,19 @@ def load_model(spec: str, dtype: str = "float32", adapter: str | Path | None = N
     if adapter is not None:
         model = apply_adapter(model, adapter).merge_and_unload()
     return model
+
+
+def lora_config(train: TrainParams) -> Any:
+    """PEFT's LoraConfig of `train.lora_*`: the one adapter shape the warm start, GRPO and benchmarks use."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=train.lora_r,
+        lora_alpha=train.lora_alpha,
+        lora_dropout=train.lora_dropout,
+        target_modules=train.lora_target_modules,
+        task_type="CAUSAL_LM",
+    )
 
 
 def apply_adapter(model: Any, adapter: str | Path, trainable: bool = False) -> Any:

@@ -305,21 +305,14 @@ def build_trainer(
     """
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from trl import GRPOTrainer
 
-    from rezero.models import apply_adapter, load_model, load_tokenizer
+    from rezero.models import apply_adapter, load_model, load_tokenizer, lora_config
 
     torch.manual_seed(setup.train.seed)
     tokenizer = load_tokenizer(setup.train.model)
     model = load_model(setup.train.model, setup.train.dtype)
-    lora = LoraConfig(
-        r=setup.train.lora_r,
-        lora_alpha=setup.train.lora_alpha,
-        lora_dropout=setup.train.lora_dropout,
-        target_modules=setup.train.lora_target_modules,
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(setup.train)
     if warmstart_adapter is not None:
         model, lora = apply_adapter(model, warmstart_adapter, trainable=True), None
     env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed)

@@ -211,13 +211,12 @@ def run_warmstart(setup: WarmstartSetup, records: list[dict], retriever: Any, ad
     curve under "log_history". Fewer than `min_episodes` usable demonstrations is an error that says why.
     """
     import torch
-    from peft import LoraConfig
     from trl import SFTConfig
 
     from rezero import tracking
     from rezero.agent import run_episodes
     from rezero.errors import PipelineError
-    from rezero.models import load_model, load_tokenizer
+    from rezero.models import load_model, load_tokenizer, lora_config
     from rezero.training_callbacks import MlflowStepCallback
 
     ws, t = setup.warmstart, setup.train
@@ -262,13 +261,7 @@ def run_warmstart(setup: WarmstartSetup, records: list[dict], retriever: Any, ad
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
     )
-    lora = LoraConfig(
-        r=t.lora_r,
-        lora_alpha=t.lora_alpha,
-        lora_dropout=t.lora_dropout,
-        target_modules=t.lora_target_modules,
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(t)
     callback = MlflowStepCallback(run_id, to_metrics=tracking.warmstart_metrics)
     model = load_model(t.model, t.dtype)
     with tempfile.TemporaryDirectory() as scratch:  # the trainer's own output folder; nothing is kept there

@@ -69,3 +69,56 @@ def test_defaults_are_not_shared_between_instances():
     first, second = config.RewardParams(), config.RewardParams()
     first.weights.retry = 0.0
     assert second.weights.retry == 1.0
+
+
+def paper_sections() -> dict[str, object]:
+    data = config.read_params_file(PROJECT_ROOT / "params.yaml")
+    data["profile"] = "paper"
+    names = ("agent", "train", "rewards", "warmstart")
+    return {n: config.build(config.SECTIONS[n], config.profile_section(data, n), n) for n in names}
+
+
+def test_the_paper_profile_builds_the_papers_grpo_lora_and_agent_settings(tmp_path):
+    """The paper's run (arXiv 2504.11001: its training settings), as handed to TRL and
+    PEFT, without downloading Llama."""
+    from rezero.models import lora_config
+    from rezero.training import TrainingSetup, grpo_config
+
+    paper = paper_sections()
+    setup = TrainingSetup(paper["train"], paper["agent"], paper["rewards"], "paper", "fingerprint")
+    grpo = grpo_config(setup, tmp_path)
+    assert grpo.learning_rate == 5e-6 and grpo.num_generations == 6 and grpo.temperature == 0.9
+    assert grpo.beta == 0.04 and grpo.max_steps == 1000 and grpo.save_steps == 50
+    assert (grpo.adam_beta1, grpo.adam_beta2, grpo.weight_decay, grpo.max_grad_norm) == (0.9, 0.99, 0.1, 0.1)
+    assert grpo.lr_scheduler_type == "cosine" and grpo.warmup_steps == 0.1 and grpo.loss_type == "grpo"
+    assert grpo.generation_batch_size == 6  # one question x 6 rollouts a step, in one pass
+    assert (grpo.per_device_train_batch_size, grpo.gradient_accumulation_steps) == (6, 1)
+    assert grpo.bf16 and grpo.gradient_checkpointing and not grpo.use_vllm
+    assert grpo.reward_weights == [4.0, 2.0, 1.0, 1.0, 1.0, 1.0]
+    lora = lora_config(paper["train"])
+    assert (lora.r, lora.lora_alpha) == (64, 64)
+    assert set(lora.target_modules) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    agent = paper["agent"]
+    assert (agent.max_turns, agent.top_k, agent.max_turn_tokens, agent.max_trajectory_tokens) == (
+        20,
+        5,
+        2048,
+        4096,
+    )
+    assert agent.result_chars is None and not agent.worked_example  # whole chunks, the paper's prompt
+    assert paper["train"].model == "meta-llama/Llama-3.2-3B-Instruct" and not paper["warmstart"].enabled
+
+
+def test_use_vllm_is_refused_because_nothing_would_use_the_engine(tmp_path):
+    with pytest.raises(
+        PipelineError, match=r"train: use_vllm: true is not supported: the multi-turn rollout"
+    ):
+        load(tmp_path, "train", {"use_vllm": True})
