@@ -263,6 +263,17 @@ def test_comparison_flow_leaves_its_runs_in_one_mlflow_experiment(comparison, se
     ).stdout
     (accuracy,) = json.loads(plots)["data"]["Accuracy by checkpoint"]
     assert accuracy["revisions"] == ["svc-rezero", "svc-no_retry"]  # one curve per experiment
+    # Every evaluated episode of both variants is a trace on the server: each model of each variant.
+    import mlflow
+
+    mlflow.set_tracking_uri(services.mlflow_url)
+    traces = mlflow.search_traces(
+        locations=list(set(variants.values())),
+        filter_string="tags.source = 'evaluation'",
+        return_type="list",
+    )
+    assert {t.info.tags["variant"] for t in traces} == {"rezero", "no_retry"}
+    assert {t.info.tags["model"] for t in traces} == {"base", "warmstart", "checkpoint-1", "checkpoint-2"}
 
 
 def experiments(services) -> list[dict]:

