@@ -312,6 +312,11 @@ class WarmstartParams:
             raise ValueError("epochs and learning_rate must be > 0")
 
 
+def _require_finite_non_negative(value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+
+
 @dataclass
 class RewardWeights:
     """The weight of each of the six rewards (paper: 4, 2, 1, 1, 1, 1); retry 0 is the paper's baseline."""
@@ -325,9 +330,7 @@ class RewardWeights:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            weight = getattr(self, f.name)
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < math.inf:
-                raise ValueError(f"weight of reward {f.name} must be a finite number >= 0, got {weight!r}")
+            _require_finite_non_negative(getattr(self, f.name), f"weight of reward {f.name}")
 
 
 @dataclass
@@ -342,9 +345,7 @@ class RetrySchedule:
 
     def __post_init__(self) -> None:
         for name in ("base", "step", "violation_factor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
-                raise ValueError(f"retry {name} must be a finite number >= 0, got {value!r}")
+            _require_finite_non_negative(getattr(self, name), f"retry {name}")
         if self.violation_factor > 1:
             raise ValueError(
                 f"retry violation_factor must be at most 1 (it is a penalty), got {self.violation_factor}"
