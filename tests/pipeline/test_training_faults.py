@@ -49,11 +49,34 @@ def complete_checkpoints(folder: Path) -> dict[str, str]:
 
 
 def training_process(dvc: subprocess.Popen) -> int | None:
-    """The pid of `python stages/train.py` that DVC started (its child), once it runs."""
-    found = subprocess.run(
-        ["pgrep", "-P", str(dvc.pid), "-f", "stages/train.py"], capture_output=True, text=True
-    ).stdout.split()
-    return int(found[0]) if found else None
+    """The pid of `python stages/train.py` that DVC started, once it runs.
+
+    DVC runs the command through $SHELL: bash execs it (python is DVC's child), dash forks it (python is the
+    shell's child, and the shell's own command line names stages/train.py too). Killing the shell would leave
+    the training running as an orphan, so the python process is looked up among DVC's descendants.
+    """
+    return next((pid for pid in training_pids() if descends_from(pid, dvc.pid)), None)
+
+
+def training_processes_in(project: Path) -> list[int]:
+    """Pids of the trainings running in `project` (by their working directory), orphans included."""
+    return [pid for pid in training_pids() if Path(f"/proc/{pid}/cwd").resolve() == project.resolve()]
+
+
+def training_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "^python stages/train.py"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # field 4: ppid
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if pid == ancestor:
+            return True
+    return False
 
 
 def mlflow_runs(project: Path) -> list:
@@ -77,11 +100,14 @@ def test_training_killed_at_random_moments_resumes_to_the_same_end(trained_proje
     project, checkpoints = trained_project, trained_project / "checkpoints"
     rng = random.Random(13)
     finished: dict[str, str] = {}
+    # SHELL=/bin/sh is dash, which forks the stage's command rather than exec it: the case where killing the
+    # wrong process would leave the training running in the background
+    env = {**os.environ, "SHELL": "/bin/sh", "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns.db'}"}
     for _ in range(KILLS):
         dvc = subprocess.Popen(
             ["dvc", "repro", "train"],
             cwd=project,
-            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns.db'}"},
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -97,6 +123,7 @@ def test_training_killed_at_random_moments_resumes_to_the_same_end(trained_proje
         os.kill(pid, signal.SIGKILL)
         dvc.wait(timeout=120)
         assert dvc.returncode != 0
+        assert not training_processes_in(project), "a training is still running after the kill"
         now = complete_checkpoints(checkpoints)
         assert {k: now[k] for k in finished} == finished, "a finished checkpoint changed after a kill"
         finished = now
