@@ -12,6 +12,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 from rezero.errors import PipelineError
 
@@ -65,8 +66,11 @@ def keep_freed_memory() -> None:
 
 
 def setup_logging(level: str | None = None) -> None:
+    """INFO (REZERO_LOG_LEVEL) on the main process; the other processes of a launched training say only
+    what goes wrong, so each line is printed once."""
+    default = os.environ.get("REZERO_LOG_LEVEL", "INFO") if is_main_process() else "WARNING"
     logging.basicConfig(
-        level=(level or os.environ.get("REZERO_LOG_LEVEL", "INFO")).upper(),
+        level=(level or default).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
@@ -83,6 +87,42 @@ def seed_everything(seed: int) -> None:
         pass
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(seed)
+
+
+# The accelerate config a stage re-launches itself with (README, "Scaling out"). A variable, not a param:
+# how many processes run a training is the machine's business, not what it trains, so changing it neither
+# re-runs the stage for DVC nor discards its checkpoints.
+ACCELERATE_CONFIG_ENV = "REZERO_ACCELERATE_CONFIG"
+
+
+def process_rank() -> int:
+    """This process's rank among a launched training's processes (RANK, set by torchrun, which `accelerate
+    launch` runs, and by DeepSpeed's launcher); 0 when the stage runs alone."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main_process() -> bool:
+    return process_rank() == 0
+
+
+def relaunch_under_accelerate(script: str, argv: list[str]) -> None:
+    """With REZERO_ACCELERATE_CONFIG set, replace this process by `accelerate launch --config_file <it>
+    <script> <argv>`, which starts the configured processes (each runs the stage with the variable unset);
+    without it, return and run here. The stage command in dvc.yaml stays the same either way."""
+    config = os.environ.get(ACCELERATE_CONFIG_ENV)
+    if not config:
+        return
+    if not Path(config).is_file():
+        raise PipelineError(
+            f"{ACCELERATE_CONFIG_ENV}={config}: no such accelerate config file (infra/accelerate/ has one "
+            "for 2 CPU processes, 1 GPU, several GPUs and DeepSpeed ZeRO-2)."
+        )
+    env = {k: v for k, v in os.environ.items() if k != ACCELERATE_CONFIG_ENV}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config, script, *argv]
+    logging.getLogger(__name__).info("launching %s", " ".join(command[2:]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -67,13 +68,28 @@ class RolloutStats:
         self.trajectories: list[Trajectory] = []
 
     def flush(self) -> dict[str, float]:
+        """The means over every process's rollouts. Under `accelerate launch` this is a collective: each
+        process calls it at the same log step (TrainerCallback.on_log runs on all of them)."""
+        from accelerate.utils import gather_object
+
         done, self.trajectories = self.trajectories, []
-        if not done:
+        counts = [
+            (
+                len(done),
+                sum(len(t.queries) for t in done),
+                sum(t.answer is not None for t in done),
+                sum(len(t.queries) >= 2 for t in done),
+            )
+        ]
+        episodes, searches, answered, retried = (
+            sum(column) for column in zip(*gather_object(counts), strict=True)
+        )
+        if not episodes:
             return {}
         return {
-            "train/searches_per_rollout": sum(len(t.queries) for t in done) / len(done),
-            "train/answered_share": sum(t.answer is not None for t in done) / len(done),
-            "train/retried_share": sum(len(t.queries) >= 2 for t in done) / len(done),
+            "train/searches_per_rollout": searches / episodes,
+            "train/answered_share": answered / episodes,
+            "train/retried_share": retried / episodes,
         }
 
 
@@ -141,7 +157,15 @@ def grpo_config(setup: TrainingSetup, output_dir: Path):
     from trl import GRPOConfig
 
     t = setup.train
-    micro = t.micro_batch_size or t.episodes_per_step
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # set for each process by `accelerate launch`
+    per_process = t.episodes_per_step // processes
+    micro = t.micro_batch_size or per_process
+    if not per_process or t.episodes_per_step % processes or per_process % micro:
+        raise PipelineError(
+            f"{t.episodes_per_step} episodes per step (train.questions_per_step x train.num_generations) "
+            f"do not split evenly over {processes} processes in micro-batches of {micro} "
+            "(train.micro_batch_size)."
+        )
     return GRPOConfig(
         output_dir=str(output_dir),
         max_steps=t.max_steps,
@@ -150,10 +174,10 @@ def grpo_config(setup: TrainingSetup, output_dir: Path):
         save_total_limit=None,  # every checkpoint is evaluated
         logging_steps=1,
         report_to="none",  # MLflow is logged by our callback, with this project's metric names
-        # One generation batch of all the step's episodes, trained in micro-batches (TRL: steps_per_generation
-        # follows gradient_accumulation_steps).
+        # One generation batch of all the step's episodes, each process rolling out and training its share in
+        # micro-batches (TRL: steps_per_generation follows gradient_accumulation_steps).
         per_device_train_batch_size=micro,
-        gradient_accumulation_steps=t.episodes_per_step // micro,
+        gradient_accumulation_steps=per_process // micro,
         num_generations=t.num_generations,
         temperature=t.temperature,
         beta=t.beta,
@@ -233,32 +257,40 @@ def train(
     if not train_records:
         raise PipelineError("the training split is empty; check the `synthesize` stage's output.")
     judge = make_judge(setup.rewards)  # an LLM judge without its endpoint fails here, before anything else
-    tracking_uri = tracking.connect(setup.extra["experiment"])  # an unreachable server fails here, not later
-    resume_from, run_id = prepare_output_dir(output_dir, setup)
-    pending = tracking.PendingMetrics(output_dir / PENDING_METRICS_FILE)
-    done = finished_step(resume_from, setup.train.max_steps)
-    if done is not None and run_id:
-        log.info(
-            "training already finished at step %d (%s): nothing to train. Remove %s to train again.",
-            done,
-            resume_from,
-            output_dir,
-        )
-        pending.require_flushed(run_id)
-        tracking.finish_run(run_id)
-        return {**read_json(output_dir / RUN_FILE).get("summary", {}), "steps": done}
-    tags = tracking.run_tags(setup.rewards.variant, setup.profile)
-    if setup.extra.get("warmstart_run"):
-        tags["warmstart_run"] = setup.extra["warmstart_run"]  # the warm start's own MLflow run
-    run_id = tracking.start_or_resume_run(run_id, setup.run_name, setup.as_params(), tags)
-    run_record = {
-        "fingerprint": setup.fingerprint(),
-        "mlflow_run_id": run_id,
-        "tracking_uri": tracking_uri,
-        "run_name": setup.run_name,
-        "params": setup.as_params(),
-    }
-    write_json(output_dir / RUN_FILE, run_record)
+    args = grpo_config(setup, output_dir)
+    main = args.process_index == 0  # under `accelerate launch`, the process that saves and logs
+    # The main process connects, cleans or resumes the folder and opens the run; the others wait, then find
+    # the same checkpoint and run id in run.json.
+    with args.main_process_first(local=False, desc="the checkpoint folder and the MLflow run"):
+        # A tracking server that is down fails here, before a checkpoint is removed.
+        tracking_uri = tracking.connect(setup.extra["experiment"]) if main else None
+        resume_from, run_id = prepare_output_dir(output_dir, setup)
+        pending = tracking.PendingMetrics(output_dir / PENDING_METRICS_FILE)
+        done = finished_step(resume_from, setup.train.max_steps)
+        if done is not None and run_id:
+            if main:
+                log.info(
+                    "training already finished at step %d (%s): nothing to train. Remove %s to train again.",
+                    done,
+                    resume_from,
+                    output_dir,
+                )
+                pending.require_flushed(run_id)
+                tracking.finish_run(run_id)
+            return {**read_json(output_dir / RUN_FILE).get("summary", {}), "steps": done}
+        if main:
+            tags = tracking.run_tags(setup.rewards.variant, setup.profile)
+            if setup.extra.get("warmstart_run"):
+                tags["warmstart_run"] = setup.extra["warmstart_run"]  # the warm start's own MLflow run
+            run_id = tracking.start_or_resume_run(run_id, setup.run_name, setup.as_params(), tags)
+            run_record = {
+                "fingerprint": setup.fingerprint(),
+                "mlflow_run_id": run_id,
+                "tracking_uri": tracking_uri,
+                "run_name": setup.run_name,
+                "params": setup.as_params(),
+            }
+            write_json(output_dir / RUN_FILE, run_record)
     stats = RolloutStats()
     trainer = build_trainer(
         setup,
@@ -269,7 +301,8 @@ def train(
         stats,
         callbacks=[MlflowStepCallback(run_id, stats, pending=pending), CheckpointMetadataCallback(setup)],
         judge=judge,
-        trace=rollout_tracer(setup, train_records, run_id, judge),
+        trace=rollout_tracer(setup, train_records, run_id, judge) if main else None,
+        args=args,
     )
     with tracking.closing_run_on_failure():
         result = trainer.train(resume_from_checkpoint=resume_from)
@@ -279,10 +312,11 @@ def train(
         "checkpoints": len(checkpoint_dirs(output_dir)),
         "mlflow_run_id": run_id,
     }
-    write_json(output_dir / RUN_FILE, {**run_record, "summary": summary})
-    pending.require_flushed(run_id)  # what a server outage held back
-    flush_traces()
-    tracking.end_run()
+    if main:
+        write_json(output_dir / RUN_FILE, {**run_record, "summary": summary})
+        pending.require_flushed(run_id)  # what a server outage held back
+        flush_traces()
+        tracking.end_run()
     return summary
 
 
@@ -296,8 +330,10 @@ def build_trainer(
     callbacks: Sequence[Any] = (),
     judge: Any = None,
     trace: Callable[[list[Trajectory], int], None] | None = None,
+    args: Any = None,
 ) -> Any:
-    """TRL's GRPOTrainer for `setup`, with the multi-turn rollout (also what benchmarks/grpo_step.py times).
+    """TRL's GRPOTrainer for `setup`, with the multi-turn rollout (also what benchmarks/grpo_step.py times);
+    `args` is its GRPOConfig when the caller has built it already (`grpo_config`).
 
     With `warmstart_adapter` (the `warmstart` stage's LoRA folder) GRPO continues that adapter, and TRL keeps
     a frozen copy of it as the reference model (its "ref" adapter), so the KL term holds the policy near the
@@ -309,13 +345,17 @@ def build_trainer(
 
     from rezero.models import apply_adapter, load_model, load_tokenizer, lora_config
 
+    args = args or grpo_config(setup, output_dir)
     torch.manual_seed(setup.train.seed)
-    tokenizer = load_tokenizer(setup.train.model)
-    model = load_model(setup.train.model, setup.train.dtype)
+    with args.main_process_first(desc="the model's conversion"):  # converted once per machine, then read
+        tokenizer = load_tokenizer(setup.train.model)
+        model = load_model(setup.train.model, setup.train.dtype)
     lora = lora_config(setup.train)
     if warmstart_adapter is not None:
         model, lora = apply_adapter(model, warmstart_adapter, trainable=True), None
-    env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed)
+    # Each process draws its own search noise (and, below, its own samples): with one seed, the processes
+    # sharing a question would play the same episodes.
+    env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed + args.process_index)
     sampler = MergedCopy(setup.train.model, setup.train.dtype) if setup.train.merged_rollouts else None
     reward_funcs = reward_funcs_for(setup.rewards, judge)
     dataset = Dataset.from_list(
@@ -330,13 +370,16 @@ def build_trainer(
             for r in train_records
         ]
     )
-    return GRPOTrainer(
+    trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
-        args=grpo_config(setup, output_dir),
+        args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora,
         rollout_func=make_rollout_func(env, stats or RolloutStats(), sampler, trace),
         callbacks=list(callbacks),
     )
+    if args.process_index:  # the Trainer seeded every process alike; a resume restores each one's own state
+        torch.manual_seed(setup.train.seed + args.process_index)
+    return trainer

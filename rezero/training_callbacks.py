@@ -41,6 +41,8 @@ class CheckpointMetadataCallback(TrainerCallback):
         self.setup = setup
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:  # the process that saved the checkpoint
+            return
         folder = f"{args.output_dir}/{CHECKPOINT_PREFIX}{state.global_step}"
         write_json(
             f"{folder}/{CHECKPOINT_FILE}",

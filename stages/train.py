@@ -5,18 +5,23 @@ SQLite store).
 
 With a warm start (`warmstart.enabled`), GRPO continues the `warmstart` stage's adapter.
 
+With REZERO_ACCELERATE_CONFIG=<accelerate config> (infra/accelerate/: 2 CPU processes, 1 GPU, several GPUs,
+DeepSpeed ZeRO-2), the stage re-launches itself under `accelerate launch`: each process rolls out its share
+of a step's episodes; the main process saves the checkpoints and logs to MLflow.
+
 Params: profile, train.*, agent.*, rewards.*, tracking.experiment, tracking.trace_rollouts, warmstart.enabled
 (profiles.<profile> overrides them).
 """
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 
 from rezero.config import load_section, read_params_file
 from rezero.io import read_jsonl, write_json
 from rezero.retrieval import open_retriever
-from rezero.runtime import run_stage, seed_everything
+from rezero.runtime import is_main_process, relaunch_under_accelerate, run_stage, seed_everything
 
 
 def main() -> None:
@@ -30,6 +35,7 @@ def main() -> None:
     parser.add_argument("metrics_out", type=Path, help="training summary JSON (written)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
+    relaunch_under_accelerate(sys.argv[0], sys.argv[1:])
 
     from rezero.checkpoints import warmstart_adapter
     from rezero.training import TrainingSetup, train
@@ -57,7 +63,8 @@ def main() -> None:
     )
     seed_everything(setup.train.seed)
     summary = train(setup, records, open_retriever(args.index), args.checkpoints_out, adapter)
-    write_json(args.metrics_out, {**summary, "variant": setup.rewards.variant, "profile": setup.profile})
+    if is_main_process():
+        write_json(args.metrics_out, {**summary, "variant": setup.rewards.variant, "profile": setup.profile})
 
 
 if __name__ == "__main__":

@@ -22,6 +22,16 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 MISSION_REPORT = SHARED_DATA / "mission_report.md"
 
 
+def paper_sections() -> dict[str, Any]:
+    """params.yaml's sections under the paper profile, validated as the stages load them."""
+    from rezero import config
+
+    data = config.read_params_file(PROJECT_ROOT / "params.yaml")
+    data["profile"] = "paper"
+    names = ("agent", "train", "rewards", "warmstart")
+    return {n: config.build(config.SECTIONS[n], config.profile_section(data, n), n) for n in names}
+
+
 def require_shared_file(path: Path) -> Path:
     """The real corpus: CI must have it (fail); elsewhere, skip with the reason."""
     if not path.is_file():

@@ -11,6 +11,22 @@ import yaml
 
 from tests.conftest import copy_project
 
+# The smallest training that still saves a checkpoint each step: the raw model (no warm start) with the
+# worked example, 5 steps of 2 rollouts of 2 turns of 16 tokens.
+TINY_TRAINING = {
+    "warmstart.enabled": False,
+    "agent.worked_example": True,
+    "agent.max_turns": 2,
+    "agent.max_turn_tokens": 16,
+    "agent.max_trajectory_tokens": 200,
+    "agent.result_chars": 100,
+    "train.max_steps": 5,
+    "train.save_steps": 1,
+    "train.questions_per_step": 1,
+    "train.num_generations": 2,
+    "train.micro_batch_size": None,
+}
+
 
 def set_params(project: Path, overrides: dict[str, object]) -> None:
     """Write dotted-key overrides (`chunk.chunk_size`) into the copy's params.yaml."""
@@ -25,8 +41,11 @@ def set_params(project: Path, overrides: dict[str, object]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def run(project: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns.db'}"}
+def run(
+    project: Path, *command: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`command` in `project`, logging to its own MLflow store; `env` adds variables."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns.db'}", **(env or {})}
     result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(

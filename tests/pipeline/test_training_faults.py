@@ -17,23 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.conftest import copy_project, run, set_params
+from tests.pipeline.conftest import TINY_TRAINING, copy_project, run, set_params
 
-# The smallest training that still saves a checkpoint each step: the raw model (no warm start) with the
-# worked example, 5 steps of 2 rollouts of 2 turns of 16 tokens.
-TINY_TRAINING = {
-    "warmstart.enabled": False,
-    "agent.worked_example": True,
-    "agent.max_turns": 2,
-    "agent.max_turn_tokens": 16,
-    "agent.max_trajectory_tokens": 200,
-    "agent.result_chars": 100,
-    "train.max_steps": 5,
-    "train.save_steps": 1,
-    "train.questions_per_step": 1,
-    "train.num_generations": 2,
-    "train.micro_batch_size": None,
-}
 KILLS = 3
 
 

@@ -9,7 +9,7 @@ import yaml
 
 from rezero import config
 from rezero.errors import PipelineError
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, paper_sections
 
 
 def test_params_yaml_spells_out_every_default_of_the_code():
@@ -69,13 +69,6 @@ def test_defaults_are_not_shared_between_instances():
     first, second = config.RewardParams(), config.RewardParams()
     first.weights.retry = 0.0
     assert second.weights.retry == 1.0
-
-
-def paper_sections() -> dict[str, object]:
-    data = config.read_params_file(PROJECT_ROOT / "params.yaml")
-    data["profile"] = "paper"
-    names = ("agent", "train", "rewards", "warmstart")
-    return {n: config.build(config.SECTIONS[n], config.profile_section(data, n), n) for n in names}
 
 
 def test_the_paper_profile_builds_the_papers_grpo_lora_and_agent_settings(tmp_path):

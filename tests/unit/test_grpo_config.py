@@ -35,3 +35,13 @@ def test_a_micro_batch_that_does_not_divide_the_step_is_refused_by_name(micro):
             {"questions_per_step": 1, "num_generations": 8, "micro_batch_size": micro},
             "params.yaml: train",
         )
+
+
+@pytest.mark.parametrize(("processes", "micro"), [(3, None), (4, 4), (16, None)])
+def test_episodes_that_do_not_split_over_the_launched_processes_are_refused(
+    tmp_path, monkeypatch, processes, micro
+):
+    monkeypatch.setenv("WORLD_SIZE", str(processes))  # what `accelerate launch` gives each process
+    refused = rf"8 episodes per step .* do not split evenly over {processes} processes"
+    with pytest.raises(PipelineError, match=refused):
+        config_for(tmp_path, questions_per_step=1, num_generations=8, micro_batch_size=micro)
