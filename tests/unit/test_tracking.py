@@ -40,3 +40,32 @@ def test_baseline_evaluation_does_not_move_the_rezero_alias(store, tmp_path):
     assert baseline.run_id == baseline_run and baseline.tags["step"] == "4"
     artifacts = [f.path for f in client.list_artifacts(rezero_run, "best_adapter")]
     assert artifacts == ["best_adapter/adapter_config.json"]
+
+
+def test_a_run_left_running_by_a_dead_training_is_marked_killed_when_found(store):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("rezero-test").experiment_id
+    abandoned = client.create_run(experiment).info.run_id  # RUNNING, its process gone (never ended)
+    finished = client.create_run(experiment).info.run_id
+    client.set_terminated(finished, status="FINISHED")
+    tracking.close_abandoned_run(abandoned)
+    tracking.close_abandoned_run(finished)
+    tracking.close_abandoned_run("0" * 32)  # a run the store does not hold is left alone
+    assert client.get_run(abandoned).info.status == "KILLED"
+    assert client.get_run(finished).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    ("error", "status"), [(RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")]
+)
+def test_a_stage_that_stops_on_an_error_or_a_signal_closes_its_run(store, error, status):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    run = mlflow.start_run()
+    with pytest.raises(type(error)), tracking.closing_run_on_failure():
+        raise error
+    assert mlflow.active_run() is None
+    assert MlflowClient(store).get_run(run.info.run_id).info.status == status
