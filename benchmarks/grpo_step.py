@@ -16,8 +16,9 @@ Builds the training's own trainer (`rezero.training.build_trainer`: the warm-sta
 
 Each phase that does arithmetic also gets its achieved GFLOP/s (model FLOPs of the tokens it processed,
 padding included, since that is the work done) as a share of the fp32 matmul rate measured in the same run.
-The first step (one-off set-up) is left out of the means when there are more. Prints a table; `--json PATH`
-writes it too.
+The first step (one-off set-up) is left out of the means when there are more. Memory: the peak resident
+set (VmHWM) before the first step (loading the model, its copy, the libraries) and how far each phase raised
+it over the whole run, so the phase that sets the peak is named. Prints a table; `--json PATH` writes it too.
 
     python benchmarks/grpo_step.py [--steps 3] [-S train.questions_per_step=2 ...]
 """
@@ -47,6 +48,11 @@ PHASES = (
     "optimizer",
     "other",
 )
+
+
+def peak_rss_gib() -> float:
+    """The process's peak resident set so far (VmHWM), in GiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 8) -> float:
@@ -98,6 +104,7 @@ class PhaseTimer:
         self.flops: dict[str, float] = defaultdict(float)
         self.positions = 0  # padded positions the loss pass computed this step
         self.steps: list[dict[str, float]] = []
+        self.peak_rise: dict[str, float] = defaultdict(float)  # GiB each phase raised the peak, whole run
 
     def wrap(
         self, owner: Any, name: str, phase: Callable[[], str] | str, flops: Callable | None = None
@@ -108,9 +115,10 @@ class PhaseTimer:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             label = phase() if callable(phase) else phase
-            started = time.perf_counter()
+            peak, started = peak_rss_gib(), time.perf_counter()
             result = original(*args, **kwargs)
             self.seconds[label] += time.perf_counter() - started
+            self.peak_rise[label] += peak_rss_gib() - peak
             if flops:
                 self.flops[label] += flops(args, result)
             return result
@@ -188,7 +196,17 @@ def instrument(trainer: Any, retriever: Any, timer: PhaseTimer, flop_model: Flop
     trainer.add_callback(Steps())
 
 
-def summarise(steps: list[dict[str, float]], episodes: int, matmul: float) -> dict[str, Any]:
+def peak_rises(timer: PhaseTimer, before_training: float) -> dict[str, float]:
+    """GiB by which each phase raised the peak resident set over the run; what no wrapped call raised
+    (optimizer, TRL's bookkeeping) is "other"."""
+    rise = dict(timer.peak_rise)
+    rise["rollout other"] = rise.pop("rollout", 0.0) - rise.get("generation", 0) - rise.get("retrieval", 0)
+    rise["other"] = peak_rss_gib() - before_training - sum(v for k, v in rise.items() if k in PHASES)
+    return {phase: round(rise.get(phase, 0.0), 2) for phase in PHASES}
+
+
+def summarise(timer: PhaseTimer, episodes: int, matmul: float, before_training: float) -> dict[str, Any]:
+    steps = timer.steps
     timed = steps[1:] or steps
     mean = {k: sum(s.get(k, 0.0) for s in timed) / len(timed) for k in {k for s in timed for k in s}}
     rows = []
@@ -214,9 +232,11 @@ def summarise(steps: list[dict[str, float]], episodes: int, matmul: float) -> di
         "episodes_per_min": round(60 * episodes / mean["step"], 2),
         "loss_pass_positions": int(mean.get("positions", 0)),  # padded: what the loss pass computes
         "loss_side_of_matmul": round(loss_flops / loss_seconds / 1e9 / matmul, 3) if loss_seconds else None,
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_rss_gib": round(peak_rss_gib(), 2),
+        "peak_rss_before_training_gib": round(before_training, 2),
         "steps_timed": len(timed),
         "phases": rows,
+        "peak_rise_gib": peak_rises(timer, before_training),
     }
 
 
@@ -234,6 +254,9 @@ def print_table(summary: dict[str, Any]) -> None:
         f"({summary['matmul_gflops_per_s']:.0f} GFLOP/s); "
         f"peak RSS {summary['peak_rss_gib']:.2f} GiB"
     )
+    rises = ", ".join(f"{k} +{v:.2f}" for k, v in summary["peak_rise_gib"].items() if v >= 0.01)
+    before = summary["peak_rss_before_training_gib"]
+    print(f"peak RSS: {before:.2f} GiB before the first step, raised by {rises}")
 
 
 def main() -> None:
@@ -284,9 +307,10 @@ def main() -> None:
         merged=setup.train.merged_rollouts,
     )
     matmul = matmul_gflops()
+    before_training = peak_rss_gib()
     trainer.train()
     episodes = setup.train.episodes_per_step
-    summary = summarise(timer.steps, episodes, matmul)
+    summary = summarise(timer, episodes, matmul, before_training)
     summary.update(
         {
             "warmstart": str(warmstart) if warmstart else None,
