@@ -96,6 +96,13 @@ class FlopModel:
         return tokens * (self.linear + attention + extra)
 
 
+def without_nesting(by_phase: dict[str, float]) -> None:
+    """The rollout's wrapper also counts the generation and retrieval calls it makes: keep only the rest of
+    it, as "rollout other" (seconds or peak rises alike)."""
+    rollout = by_phase.pop("rollout", 0.0)
+    by_phase["rollout other"] = rollout - by_phase.get("generation", 0) - by_phase.get("retrieval", 0)
+
+
 class PhaseTimer:
     """Seconds and FLOPs per phase of the current step; `close_step` files them and starts the next."""
 
@@ -127,9 +134,7 @@ class PhaseTimer:
 
     def close_step(self, total: float) -> None:
         step = dict(self.seconds)
-        step["rollout other"] = (
-            step.pop("rollout", 0.0) - step.get("generation", 0) - step.get("retrieval", 0)
-        )
+        without_nesting(step)
         step["other"] = total - sum(v for k, v in step.items() if k in PHASES)
         step["step"] = total
         step["positions"] = self.positions
@@ -200,7 +205,7 @@ def peak_rises(timer: PhaseTimer, before_training: float) -> dict[str, float]:
     """GiB by which each phase raised the peak resident set over the run; what no wrapped call raised
     (optimizer, TRL's bookkeeping) is "other"."""
     rise = dict(timer.peak_rise)
-    rise["rollout other"] = rise.pop("rollout", 0.0) - rise.get("generation", 0) - rise.get("retrieval", 0)
+    without_nesting(rise)
     rise["other"] = peak_rss_gib() - before_training - sum(v for k, v in rise.items() if k in PHASES)
     return {phase: round(rise.get(phase, 0.0), 2) for phase in PHASES}
 
