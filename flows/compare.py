@@ -1,13 +1,17 @@
-"""ReZero against the paper's no-retry baseline: two DVC experiments that differ only in
-rewards.weights.retry, logged to one MLflow experiment (tracking.experiment), and a Prefect artifact with
-the paper's headline table (peak accuracy, peak step, final accuracy and the overfitting flag per variant)
-with a figure of every variant's and seed's accuracy and searches by checkpoint, logged to MLflow.
+"""ReZero against the paper's no-retry baseline over N training seeds: for each seed, two DVC experiments that
+differ only in rewards.weights.retry (both continue the same warm start and draw from the same pass-rate
+stage, which DVC reuses), logged to one MLflow experiment (tracking.experiment). Each finished run's
+summaries and per-question outcomes are kept in `docs/results/<name_prefix>/<variant>-seed<seed>/`, so an
+experiment can be resumed on another day or machine (runs already recorded there are not run again) and its
+table is computed from those files: per variant the dev-chosen checkpoint's test accuracy over seeds with
+its interval, and ReZero minus the baseline paired by seed and question (rezero/comparison.py). The Prefect
+artifact shows it with a figure of every run's accuracy and searches by checkpoint, logged to MLflow.
 
 They run in turn in the workspace (`dvc exp run -n <name> -S ...`), not from DVC's queue, whose temporary
 copies lack ../shared beside them; two trainings at once gain nothing on a CPU anyway. The workspace ends
-with the baseline's results; `dvc exp apply <name>` brings back either.
+with the last run's results; `dvc exp apply <name>` brings back any.
 
-    python flows/compare.py --steps 20 --set evaluate.max_questions=32
+    python flows/compare.py --seeds 3 --name-prefix dec07
 """
 
 import sys
@@ -18,7 +22,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from rezero.config import read_params_file
+from rezero import comparison
+from rezero.config import load_section, read_params_file
+from rezero.errors import PipelineError
 from rezero.runtime import configure_environment
 
 # `python flows/compare.py` puts flows/ on sys.path, not the project root that holds the `flows` package
@@ -27,6 +33,8 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows import reports, support
+
+RESULTS_DIR = Path("docs/results")  # kept in the repository: each run's summaries and per-question outcomes
 
 
 @task(
@@ -40,9 +48,10 @@ def run_experiment(project: str, name: str, set_args: list[str]) -> None:
 
 
 @task(task_run_name="comparison figure")
-def comparison_figure(experiment: str, name: str) -> reports.MlflowRun:
+def comparison_figure(experiment: str, name: str, table: dict[str, Any]) -> reports.MlflowRun:
     """Every ReZero and baseline run of the experiment (each seed) on the same axes, logged as
-    `comparison.png` of a new MLflow run `name` (tagged kind=comparison)."""
+    `comparison.png` of a new MLflow run `name` (tagged kind=comparison), with the over-seeds table
+    (`comparison.json`, `comparison.md`) and its headline numbers as metrics."""
     import mlflow
 
     from rezero import tracking
@@ -50,7 +59,7 @@ def comparison_figure(experiment: str, name: str) -> reports.MlflowRun:
 
     tracking.connect(experiment)
     curves = {
-        f"{r.data.tags['variant']}, seed {r.data.params.get('train.seed', '?')}": tracking.eval_history(
+        f"{r.data.tags['variant']}, seed {r.data.params.get('train.seed', '?')}": tracking.metric_history(
             r.info.run_id, ("accuracy", "searches_per_question")
         )
         for r in tracking.evaluated_runs(experiment)
@@ -58,36 +67,76 @@ def comparison_figure(experiment: str, name: str) -> reports.MlflowRun:
     figure = by_step_figure(curves, "ReZero vs. the no-retry baseline, by checkpoint")
     with mlflow.start_run(run_name=name, tags={"kind": "comparison"}) as run:
         tracking.log_figure(run.info.run_id, figure, reports.COMPARISON_FIGURE)
+        mlflow.log_dict(table, "comparison.json")
+        mlflow.log_text(comparison.markdown(table), "comparison.md")
+        difference = table["rezero_minus_baseline"]
+        mlflow.log_metrics(
+            {
+                "rezero_minus_baseline/accuracy": difference["correct"]["estimate"],
+                "rezero_minus_baseline/accuracy_low": difference["correct"]["low"],
+                "rezero_minus_baseline/accuracy_high": difference["correct"]["high"],
+                "rezero_minus_baseline/accuracy_p": difference["accuracy_p"],
+                "rezero_minus_baseline/retry_share": difference["retried"]["estimate"],
+                **{
+                    f"{v}/test_accuracy": table["variants"][v]["accuracy"]["estimate"]
+                    for v in table["variants"]
+                },
+            }
+        )
     return reports.MlflowRun(run.info.run_id, run.info.experiment_id, tracking.tracking_uri())
+
+
+@task(task_run_name="comparison table")
+def comparison_table(results: str) -> dict[str, Any]:
+    """ReZero against the baseline over every seed recorded in `results` (a missing variant is named)."""
+    return comparison.compare(comparison.load_runs(Path(results)))
 
 
 @flow(name="rezero-compare", log_prints=True)
 def compare(
     profile: str | None = None,
     steps: int | None = None,
+    seeds: int = 1,
     overrides: dict[str, Any] | None = None,
     name_prefix: str | None = None,
     project_dir: str | None = None,
-) -> list[dict[str, Any]]:
-    """Train and evaluate both variants with the same settings; DVC experiment names are
-    `<name_prefix>-<variant>` (default prefix: `cmp-<date>-<time>`)."""
+) -> dict[str, Any]:
+    """Train and evaluate both variants with the same settings for `seeds` training seeds (train.seed,
+    train.seed + 1, ...); DVC experiment names are `<name_prefix>-<variant>-seed<seed>` (default prefix:
+    `cmp-<date>-<time>`). Returns the comparison (rezero/comparison.py `compare`)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise PipelineError(f"seeds must be a whole number of training seeds >= 1, got {seeds!r}.")
     configure_environment()
     project = support.project_root(project_dir, __file__)
     support.check_mlflow_server()
     prefix = name_prefix or time.strftime("cmp-%Y%m%d-%H%M%S")
+    results = project / RESULTS_DIR / prefix
+    params = read_params_file(project / "params.yaml")
+    first_seed = (overrides or {}).get("train.seed", load_section("train", project / "params.yaml").seed)
     rows = []
-    for variant in support.VARIANTS:
-        params = read_params_file(project / "params.yaml")
-        resolved = support.resolve_overrides(params, profile, variant, steps, overrides)
-        run_experiment(str(project), f"{prefix}-{variant}", support.set_param_args(params, resolved))
-        run = support.find_mlflow_run(str(project))  # the run the experiment trained (run.json)
-        rows.append(reports.experiment_row(project, variant, f"{prefix}-{variant}", run))
-    experiment = read_params_file(project / "params.yaml")["tracking"]["experiment"]
-    figure = comparison_figure(experiment, f"{prefix}-comparison")
+    for seed in range(first_seed, first_seed + seeds):
+        for variant in support.VARIANTS:
+            name = f"{prefix}-{variant}-seed{seed}"
+            if (results / f"{variant}-seed{seed}" / comparison.OUTCOMES_FILE).is_file():
+                get_run_logger().info("%s: already recorded in %s, not run again", name, results)
+                continue
+            params = read_params_file(project / "params.yaml")
+            resolved = support.resolve_overrides(
+                params, profile, variant, steps, {**(overrides or {}), "train.seed": seed}
+            )
+            run_experiment(str(project), name, support.set_param_args(params, resolved))
+            run = support.find_mlflow_run(str(project))  # the run the experiment trained (run.json)
+            rows.append(reports.experiment_row(project, variant, seed, name, run))
+            comparison.save_run(project, results)
+    table = comparison_table(str(results))
+    experiment = params["tracking"]["experiment"]
+    figure = comparison_figure(experiment, f"{prefix}-comparison", table)
     create_markdown_artifact(
-        reports.comparison_report(rows, figure), key="rezero-comparison", description="ReZero vs. no-retry"
+        reports.comparison_report(rows, comparison.markdown(table), figure),
+        key="rezero-comparison",
+        description="ReZero vs. no-retry",
     )
-    return rows
+    return table
 
 
 if __name__ == "__main__":

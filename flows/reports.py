@@ -17,17 +17,21 @@ from rezero.errors import PipelineError
 RUN_FILE = Path("checkpoints") / checkpoints.RUN_FILE  # the train stage's, in dvc.yaml's paths.checkpoints
 EVALUATE_METRICS = Path("metrics/evaluate.json")
 COMPARISON_FIGURE = "comparison.png"  # artifact of the comparison flow's MLflow run
-HEADLINE = [  # the paper's comparison: which variant, how long, peak and final accuracy, overfitting
+HEADLINE = [  # which variant, how long, the dev-chosen checkpoint's test accuracy, step 0, the decline
     "train/variant",
+    "train/seed",
     "train/profile",
     "train/steps",
-    "evaluate/best_accuracy",
+    "evaluate/test_accuracy",
+    "evaluate/test_accuracy_low",
+    "evaluate/test_accuracy_high",
     "evaluate/best_step",
-    "evaluate/final_accuracy",
-    "evaluate/final_step",
+    "evaluate/best_dev_accuracy",
+    "evaluate/step0_test_accuracy",
+    "evaluate/test_peak_accuracy",
+    "evaluate/final_dev_accuracy",
     "evaluate/overfitting",
-    "evaluate/base_accuracy",
-    "evaluate/step0_accuracy",
+    "evaluate/base_test_accuracy",
 ]
 
 
@@ -101,18 +105,19 @@ def pipeline_report(metrics: Mapping[str, Any], run: MlflowRun, overrides: Mappi
     return "\n".join(lines) + "\n"
 
 
-def experiment_row(project: Path, variant: str, experiment: str, run: MlflowRun) -> dict[str, Any]:
-    """One variant's line of the comparison, from the workspace right after its `dvc exp run`."""
+def experiment_row(project: Path, variant: str, seed: int, experiment: str, run: MlflowRun) -> dict[str, Any]:
+    """One variant and seed's line of the comparison, from the workspace right after its `dvc exp run`."""
     metrics = read_json(project / EVALUATE_METRICS)
+    low, high = metrics["test_accuracy_low"], metrics["test_accuracy_high"]
     return {
         "variant": variant,
+        "seed": seed,
         "experiment": experiment,
-        "best_accuracy": metrics["best_accuracy"],
+        "test_accuracy": f"{metrics['test_accuracy']:.4f} [{low:.3f}, {high:.3f}]",
         "best_step": metrics["best_step"],
-        "final_accuracy": metrics["final_accuracy"],
-        "final_step": metrics["final_step"],
+        "step0_test_accuracy": metrics["step0_test_accuracy"],
+        "test_peak_accuracy": metrics["test_peak_accuracy"],
         "overfitting": metrics["overfitting"],
-        "base_accuracy": metrics["base_accuracy"],
         "mlflow": run.markdown(),
         "run_id": run.run_id,
         "experiment_id": run.experiment_id,
@@ -120,19 +125,21 @@ def experiment_row(project: Path, variant: str, experiment: str, run: MlflowRun)
     }
 
 
-def comparison_report(rows: list[dict[str, Any]], figure: MlflowRun | None = None) -> str:
-    """The paper's headline table: peak accuracy, its step, final accuracy, overfitting, per variant; then
-    the comparison figure (shown inline when MLflow is a server the browser can reach)."""
+def comparison_report(rows: list[dict[str, Any]], table: str, figure: MlflowRun | None = None) -> str:
+    """Each run's line (the dev-chosen checkpoint's test accuracy with its interval, the step chosen, step
+    0, the test split's own peak, overfitting), the over-seeds table with paired intervals (`table`, from
+    rezero.comparison.markdown), then the comparison figure (inline when MLflow is a reachable server)."""
     lines = [
         "# ReZero vs. no-retry baseline",
         "",
-        "| variant | DVC experiment | peak accuracy | peak step | final accuracy | final step | overfitting "
-        "| base accuracy | MLflow run |",
+        "| variant | seed | DVC experiment | test accuracy, chosen on dev [95 %] | chosen step "
+        "| step 0 | test peak (the paper's way) | overfitting | MLflow run |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    keys = ["variant", "experiment", "best_accuracy", "best_step", "final_accuracy", "final_step"]
-    keys += ["overfitting", "base_accuracy", "mlflow"]
+    keys = ["variant", "seed", "experiment", "test_accuracy", "best_step", "step0_test_accuracy"]
+    keys += ["test_peak_accuracy", "overfitting", "mlflow"]
     lines += ["| " + " | ".join(fmt(row[k]) for k in keys) + " |" for row in rows]
+    lines += ["", "## Over seeds", "", table]
     uri = rows[0]["tracking_uri"] if rows else ""
     if uri.startswith(("http://", "https://")):
         runs = quote(json.dumps([row["run_id"] for row in rows], separators=(",", ":")))

@@ -77,3 +77,9 @@ def check_adapters(folders: list[Path]) -> None:
             f"cannot load the adapter of {'; '.join(bad)}. Nothing was evaluated. Remove the bad folder(s) "
             "to evaluate the others, or the whole checkpoint folder and `dvc repro train` to train again."
         )
+
+
+def demonstrated_questions(folder: str | Path) -> set[str]:
+    """The ids of the training questions the warm start demonstrated (none without a warm start)."""
+    manifest = Path(folder) / WARMSTART_FILE
+    return set(read_json(manifest).get("demonstrated_ids", [])) if manifest.is_file() else set()

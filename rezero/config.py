@@ -154,13 +154,20 @@ class SynthesizeParams:
     )
     max_retries: int = knob(1, "Extra requests per chunk when no pair survives the filter (paper: 1).")
     test_fraction: float = knob(0.1, "Share of pairs held out as the test split (paper: 0.1).")
-    seed: int = knob(42, "Seed of the train/test split and of the offline generator (paper: 42).")
+    dev_size: int = knob(
+        32,
+        "Training questions held out as the dev split (data/qa/dev.jsonl), on which checkpoints are chosen; "
+        "the test split is untouched. Not in the paper, which chose its checkpoint on the test questions.",
+    )
+    seed: int = knob(42, "Seed of the train/test and dev splits and of the offline generator (paper: 42).")
 
     def __post_init__(self) -> None:
         if self.pairs_per_chunk < 1:
             raise ValueError(f"pairs_per_chunk must be >= 1, got {self.pairs_per_chunk}")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+        if self.dev_size < 1:
+            raise ValueError(f"dev_size must be >= 1 (checkpoints are chosen on dev), got {self.dev_size}")
 
 
 @dataclass
@@ -217,6 +224,12 @@ class TrainParams:
     )
     temperature: float = knob(0.9, "Sampling temperature of rollouts (paper: 0.9).")
     beta: float = knob(0.04, "KL coefficient against the base model (paper: 0.04).")
+    multi_objective_aggregation: Literal["sum_then_normalize", "normalize_then_sum"] = knob(
+        "sum_then_normalize",
+        "How TRL combines the six rewards: 'sum_then_normalize' (weighted sum, then the group's scaling; the "
+        "paper's) or 'normalize_then_sum' (GDPO: each reward normalised within the group first, so a rare "
+        "reward such as correctness keeps its own signal).",
+    )
     learning_rate: float = knob(1e-4, "AdamW learning rate (paper: 5e-6).")
     lr_scheduler: str = knob("cosine", "Learning-rate schedule (paper: cosine).")
     warmup_ratio: float = knob(0.1, "Share of steps warming up (paper: 0.1).")
@@ -289,10 +302,18 @@ class WarmstartParams:
         "needed none). Off: GRPO starts from the raw model.",
     )
     episodes: int = knob(
-        64, "Expert episodes to train on, at most (each: one search, its real results, the gold answer)."
+        64,
+        "Expert episodes to train on, at most (each: a search or two, their real results, the gold answer).",
     )
-    held_out: int = knob(
-        16, "Training questions kept out of the expert episodes, to measure how often the model answers."
+    retry_share: float = knob(
+        0.25,
+        "Share of the expert episodes that demonstrate a retry: the first search does not show the answer, a "
+        "second one with other words from the gold passage does (0: single searches only).",
+    )
+    dev_samples: int = knob(
+        2,
+        "Sampled runs over the dev split at train.temperature after training, to measure how often the warm "
+        "start searches again (0: greedy only).",
     )
     min_episodes: int = knob(20, "Fail the stage when fewer usable expert episodes than this can be built.")
     epochs: float = knob(3.0, "Passes over the expert episodes.")
@@ -306,10 +327,43 @@ class WarmstartParams:
         for name in ("episodes", "min_episodes", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.held_out < 0:
-            raise ValueError(f"held_out must be >= 0, got {self.held_out}")
+        if not 0 <= self.retry_share <= 1:
+            raise ValueError(f"retry_share must be between 0 and 1, got {self.retry_share}")
+        if self.dev_samples < 0:
+            raise ValueError(f"dev_samples must be >= 0, got {self.dev_samples}")
         if self.epochs <= 0 or self.learning_rate <= 0:
             raise ValueError("epochs and learning_rate must be > 0")
+
+
+@dataclass
+class PassrateParams:
+    enabled: bool = knob(
+        True,
+        "Sample the policy GRPO starts from on training questions and train on those it answers right "
+        "sometimes but not always (stage `passrate`). Off: GRPO draws from all training questions.",
+    )
+    questions: int | None = knob(
+        96, "Training questions sampled (a seeded subset; null: all but the warm start's demonstrations)."
+    )
+    samples: int = knob(4, "Sampled episodes per question, at train.temperature.")
+    batch_questions: int = knob(16, "Questions per sampling batch (x samples episodes generated together).")
+    min_questions: int = knob(
+        12,
+        "Fewer qualifying questions than this: GRPO's questions are filled up with others drawn at random, "
+        "with a warning.",
+    )
+    seed: int = knob(42, "Seed of the subset, the sampling and the fill-up.")
+
+    def __post_init__(self) -> None:
+        for name in ("batch_questions", "min_questions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.samples < 2:
+            raise ValueError(
+                f"samples must be >= 2 (a pass rate between 0 and 1 needs two), got {self.samples}"
+            )
+        if self.questions is not None and self.questions < 1:
+            raise ValueError(f"questions must be >= 1 or null (all), got {self.questions}")
 
 
 def _require_finite_non_negative(value: Any, what: str) -> None:
@@ -427,6 +481,7 @@ SECTIONS: dict[str, type] = {
     "synthesize": SynthesizeParams,
     "agent": AgentParams,
     "warmstart": WarmstartParams,
+    "passrate": PassrateParams,
     "train": TrainParams,
     "rewards": RewardParams,
     "evaluate": EvaluateParams,

@@ -1,27 +1,35 @@
-"""Evaluate the base model and every checkpoint with the training agent loop, then find the peak.
+"""Evaluate the base model and every checkpoint with the training agent loop; choose on dev, report on test.
 
-Accuracy is the correctness reward (the same judge as training) of a greedy episode per test question.
-Optionally `samples` sampled episodes per question give pass@k (any correct) and maj@k (the most common
-normalised answer is correct). GRPO runs peak then decline (the ReZero paper, arXiv 2504.11001), so the best
-checkpoint is the most accurate one (earliest on ties) and overfitting is flagged when the final one falls
-below it by a margin.
+Accuracy is the correctness reward (the same judge as training) of a greedy episode per question.
+Optionally `samples` sampled episodes per question give the mean sampled accuracy (the pass@1 estimate),
+pass@k (any correct) and maj@k (the most common normalised answer is correct). GRPO runs peak then decline
+(the ReZero paper, arXiv 2504.11001), so a checkpoint must be chosen: here on the dev split (the most
+accurate, earliest on ties), with overfitting flagged when the final one falls below it by a margin; the
+headline is that checkpoint's accuracy on the test split, which played no part in choosing it. The test
+split's own peak is reported beside it as the paper's way of choosing (optimistic by construction).
+
+Every accuracy comes with its Wilson interval, and the chosen checkpoint is compared with the warm start
+(step 0) question by question (rezero/statistics.py): a paired bootstrap interval of the difference and
+McNemar's exact p. Each question's outcome under each model is kept (`outcome_rows`) so experiments over
+seeds and variants can be compared pairwise later.
 
 `evaluate_training` is the `evaluate` stage's work: every checkpoint of a training scored, the results logged
-into the training's MLflow run, the best checkpoint's adapter exported and registered.
+into the training's MLflow run, the chosen checkpoint's adapter exported and registered.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rezero import tracking
+from rezero import statistics, tracking
 from rezero.agent import SearchEnvironment, Trajectory, run_episodes
 from rezero.checkpoints import CHECKPOINT_PREFIX, RUN_FILE, check_adapters, checkpoint_dirs, checkpoint_step
 from rezero.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
@@ -36,6 +44,8 @@ from rezero.traces import log_episode_traces
 
 log = logging.getLogger(__name__)
 BY_STEP_FIGURE = "figures/by_step.png"  # in the training's MLflow run: accuracy and searches by step
+OUTCOMES_ARTIFACT = "evaluation/outcomes.jsonl"  # in the training's MLflow run: every question's outcome
+SPLITS = ("dev", "test")  # checkpoints are chosen on dev and reported on test
 
 
 @dataclass
@@ -47,15 +57,39 @@ class Peak:
     overfitting: bool
 
 
+@dataclass
+class PolicyRun:
+    """One model's episodes on some questions: greedy, scored by every reward, and any sampled runs."""
+
+    records: list[dict]
+    episodes: list[Trajectory]
+    scores: dict[str, list[float]]
+    sampled: list[list[Trajectory]] = field(default_factory=list)  # runs x questions
+    sampled_correct: list[list[float]] = field(default_factory=list)  # runs x questions
+
+    def part(self, start: int, stop: int) -> PolicyRun:
+        """The same run restricted to questions start..stop-1."""
+        return PolicyRun(
+            records=self.records[start:stop],
+            episodes=self.episodes[start:stop],
+            scores={name: values[start:stop] for name, values in self.scores.items()},
+            sampled=[run[start:stop] for run in self.sampled],
+            sampled_correct=[run[start:stop] for run in self.sampled_correct],
+        )
+
+
 def episode_metrics(
     trajectories: list[Trajectory], scores: dict[str, list[float]], records: list[dict]
 ) -> dict[str, float]:
-    """Accuracy and search behaviour; `em_chunk_rate` only when the QA names its gold chunks (a QA file
-    without `chunk_text` cannot tell, and 0.0 would read as "never found")."""
+    """Accuracy (with its Wilson interval) and search behaviour; `em_chunk_rate` only when the QA names its
+    gold chunks (a QA file without `chunk_text` cannot tell, and 0.0 would read as "never found")."""
     n = len(trajectories)
     correct = scores["correctness"]
+    low, high = statistics.wilson_interval(int(sum(correct)), n)
     metrics = {
         "accuracy": sum(correct) / n,
+        "accuracy_low": low,
+        "accuracy_high": high,
         "searches_per_question": sum(len(t.queries) for t in trajectories) / n,
         "answered_share": sum(t.answer is not None for t in trajectories) / n,
         # Answered after two or more searches: the behaviour the retry reward is meant to teach.
@@ -67,6 +101,38 @@ def episode_metrics(
     return metrics
 
 
+def run_policy(
+    model: Any,
+    tokenizer: Any,
+    env: SearchEnvironment,
+    records: list[dict],
+    reward_funcs: list,
+    params: EvaluateParams,
+) -> PolicyRun:
+    """A greedy episode per record, scored; and `params.samples` sampled runs when that is above 1."""
+    import torch
+
+    questions = [r["question"] for r in records]
+    greedy = run_episodes(model, tokenizer, env, questions, greedy=True)
+    run = PolicyRun(records, greedy, score_episodes(greedy, records, reward_funcs))
+    if params.samples > 1:
+        torch.manual_seed(params.seed)
+        for _ in range(params.samples):
+            sampled = run_episodes(model, tokenizer, env, questions, temperature=params.temperature)
+            run.sampled.append(sampled)
+            run.sampled_correct.append(score_episodes(sampled, records, reward_funcs)["correctness"])
+    return run
+
+
+def policy_metrics(run: PolicyRun, correctness: Callable) -> dict[str, float]:
+    """Greedy accuracy and behaviour; with sampled runs also the mean sampled accuracy with its interval
+    (the pass@1 estimate), pass@k and maj@k."""
+    metrics = episode_metrics(run.episodes, run.scores, run.records)
+    if run.sampled:
+        metrics.update(sampled_metrics(run, correctness))
+    return metrics
+
+
 def evaluate_policy(
     model: Any,
     tokenizer: Any,
@@ -75,30 +141,21 @@ def evaluate_policy(
     reward_funcs: list,
     params: EvaluateParams,
 ) -> tuple[dict[str, float], list[Trajectory], dict[str, list[float]]]:
-    """Greedy accuracy and behaviour on `records`; pass@k and maj@k too when `params.samples` > 1."""
-    import torch
-
-    questions = [r["question"] for r in records]
-    greedy = run_episodes(model, tokenizer, env, questions, greedy=True)
-    scores = score_episodes(greedy, records, reward_funcs)
-    metrics = episode_metrics(greedy, scores, records)
-    if params.samples > 1:
-        torch.manual_seed(params.seed)
-        runs = []
-        for _ in range(params.samples):
-            sampled = run_episodes(model, tokenizer, env, questions, temperature=params.temperature)
-            runs.append((sampled, score_episodes(sampled, records, reward_funcs)["correctness"]))
-        metrics.update(sampled_metrics(runs, records, reward_funcs[0], params.samples))
-    return metrics, greedy, scores
+    """Greedy accuracy and behaviour on `records`; sampled accuracy, pass@k and maj@k too when
+    `params.samples` > 1. Returns the metrics, the greedy episodes and their scores."""
+    run = run_policy(model, tokenizer, env, records, reward_funcs, params)
+    return policy_metrics(run, reward_funcs[0]), run.episodes, run.scores
 
 
-def sampled_metrics(runs: list, records: list[dict], correctness, k: int) -> dict[str, float]:
-    """pass@k: some sampled run is correct. maj@k: the most common normalised answer is judged correct."""
-    n = len(records)
-    passed = sum(any(run[1][i] for run in runs) for i in range(n))
+def sampled_metrics(run: PolicyRun, correctness: Callable) -> dict[str, float]:
+    """Mean sampled accuracy (pass@1 estimate, with a bootstrap interval over questions); pass@k: some
+    sampled run is correct; maj@k: the most common normalised answer is judged correct."""
+    k, n = len(run.sampled), len(run.records)
+    per_question = [sum(runs[i] for runs in run.sampled_correct) / k for i in range(n)]
+    passed = sum(value > 0 for value in per_question)
     majority_correct = 0
-    for i, record in enumerate(records):
-        answers = [run[0][i].answer for run in runs if run[0][i].answer]
+    for i, record in enumerate(run.records):
+        answers = [episodes[i].answer for episodes in run.sampled if episodes[i].answer]
         if not answers:
             continue
         top = Counter(normalize_answer(a) for a in answers).most_common(1)[0][0]
@@ -107,7 +164,15 @@ def sampled_metrics(runs: list, records: list[dict], correctness, k: int) -> dic
         majority_correct += correctness(
             [turn], turns=[[turn]], answer=[record["answer"]], question=[record["question"]]
         )[0]
-    return {f"pass@{k}": passed / n, f"maj@{k}": majority_correct / n}
+    metrics = {
+        "sampled_accuracy": sum(per_question) / n,
+        f"pass@{k}": passed / n,
+        f"maj@{k}": majority_correct / n,
+    }
+    if n >= 2:
+        interval = statistics.mean_interval(per_question)
+        metrics.update(sampled_accuracy_low=interval.low, sampled_accuracy_high=interval.high)
+    return metrics
 
 
 def find_peak(accuracy_by_step: dict[int, float], margin: float) -> Peak:
@@ -149,23 +214,57 @@ def sample_rows(
     return rows
 
 
+def outcome_rows(label: str, step: int, split: str, run: PolicyRun) -> list[dict[str, Any]]:
+    """Each question's outcome under one model: right or not, searches, answered, retried (answered after
+    two searches or more); with sampled runs, how many of them were right."""
+    rows = []
+    for i, (episode, record) in enumerate(zip(run.episodes, run.records, strict=True)):
+        row = {
+            "id": record.get("id", str(i)),
+            "split": split,
+            "model": label,
+            "step": step,
+            "correct": int(run.scores["correctness"][i]),
+            "searches": len(episode.queries),
+            "answered": int(episode.answer is not None),
+            "retried": int(episode.answer is not None and len(episode.queries) >= 2),
+        }
+        if run.sampled_correct:
+            row["sampled_correct"] = int(sum(runs[i] for runs in run.sampled_correct))
+            row["samples"] = len(run.sampled_correct)
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class Scoring:
+    """Every evaluated model on every split: metrics by split and step, the raw model's metrics by split,
+    sample episodes (test) and every question's outcome."""
+
+    by_step: dict[str, dict[int, dict[str, float]]]
+    base: dict[str, dict[str, float]]
+    samples: list[dict]
+    outcomes: list[dict]
+
+
 def evaluate_checkpoints(
     model_spec: str,
     dtype: str,
     checkpoints: list[Path],
     env: SearchEnvironment,
-    records: list[dict],
+    splits: dict[str, list[dict]],
     reward_funcs: list,
     params: EvaluateParams,
     warmstart: Path | None = None,
-    on_evaluated: Callable[[str, int, list[Trajectory], dict[str, list[float]]], None] | None = None,
-) -> tuple[dict[int, dict[str, float]], dict[str, float], list[dict]]:
-    """The raw model, the warm start (step 0) and each checkpoint: metrics by step, the raw model's
-    metrics, and sample episodes. Without a warm start, step 0 is the raw model itself. `on_evaluated`
-    gets each model's label, step, greedy episodes and their scores (the stage logs them as traces).
+    on_evaluated: Callable[[str, int, str, PolicyRun], None] | None = None,
+) -> Scoring:
+    """The raw model, the warm start (step 0) and each checkpoint on every split. Without a warm start,
+    step 0 is the raw model itself. `on_evaluated` gets each model's label, step, split and run (the stage
+    logs them as traces).
 
     The base model is loaded once; each adapter is attached to it, merged into one reusable copy
-    (`MergedCopy`, the weights rollouts sample from) and detached again."""
+    (`MergedCopy`, the weights rollouts sample from) and detached again. The splits' questions are played
+    as one batch per model."""
     from tqdm import tqdm
 
     from rezero.models import MergedCopy, apply_adapter, load_model, load_tokenizer
@@ -174,7 +273,8 @@ def evaluate_checkpoints(
     base_model, merged = load_model(model_spec, dtype).eval(), MergedCopy(model_spec, dtype)
     models = [("base", None)] + ([("warmstart", warmstart)] if warmstart else [])
     models += [(f"{CHECKPOINT_PREFIX}{checkpoint_step(c)}", c) for c in checkpoints]
-    by_label, samples = {}, []
+    records = [r for name in splits for r in splits[name]]
+    scoring = Scoring(by_step={name: {} for name in splits}, base={}, samples=[], outcomes=[])
     for label, adapter in tqdm(models, desc="evaluating checkpoints", unit="model"):
         step = checkpoint_step(adapter) if label.startswith(CHECKPOINT_PREFIX) else 0
         model = base_model
@@ -182,27 +282,60 @@ def evaluate_checkpoints(
             with_adapter = apply_adapter(base_model, adapter)
             model = merged.refresh(with_adapter)
             base_model = with_adapter.unload()  # the LoRA layers out again, base weights untouched
-        metrics, trajectories, scores = evaluate_policy(model, tokenizer, env, records, reward_funcs, params)
-        by_label[label] = (step, metrics)
-        if on_evaluated is not None:
-            on_evaluated(label, step, trajectories, scores)
-        samples += [
-            {"model": label, **row}
-            for row in sample_rows(step, trajectories, records, scores, params.sample_trajectories)
-        ]
-        log.info(
-            "%s (step %d): accuracy %.3f, %.2f searches/question, retry share %.3f, answered %.3f",
-            label,
-            step,
-            metrics["accuracy"],
-            metrics["searches_per_question"],
-            metrics["retry_share"],
-            metrics["answered_share"],
-        )
-    by_step = {
-        step: metrics for label, (step, metrics) in by_label.items() if label != "base" or not warmstart
+        whole = run_policy(model, tokenizer, env, records, reward_funcs, params)
+        start = 0
+        for name, split_records in splits.items():
+            run = whole.part(start, start + len(split_records))
+            start += len(split_records)
+            metrics = policy_metrics(run, reward_funcs[0])
+            if label == "base":
+                scoring.base[name] = metrics
+            if label != "base" or not warmstart:
+                scoring.by_step[name][step] = metrics
+            scoring.outcomes += outcome_rows(label, step, name, run)
+            if on_evaluated is not None:
+                on_evaluated(label, step, name, run)
+            if name == "test":
+                rows = sample_rows(step, run.episodes, run.records, run.scores, params.sample_trajectories)
+                scoring.samples += [{"model": label, **row} for row in rows]
+            log.info(
+                "%s (step %d) on %s: accuracy %.3f [%.3f, %.3f], %.2f searches/question, retry share %.3f, "
+                "answered %.3f",
+                label,
+                step,
+                name,
+                metrics["accuracy"],
+                metrics["accuracy_low"],
+                metrics["accuracy_high"],
+                metrics["searches_per_question"],
+                metrics["retry_share"],
+                metrics["answered_share"],
+            )
+    return scoring
+
+
+def compare_with_step0(outcomes: list[dict], split: str, step: int) -> dict[str, float | int]:
+    """Checkpoint `step` against the warm start (step 0) on `split`, question by question: the accuracy
+    difference with its paired bootstrap interval, questions won and lost, and McNemar's exact p."""
+    rows = [row for row in outcomes if row["split"] == split]
+    warm_started = any(row["model"] == "warmstart" for row in rows)  # else step 0 is the raw model
+    by_model: dict[int, dict[str, int]] = {}
+    for row in rows:
+        if row["model"] != "base" or not warm_started:
+            by_model.setdefault(row["step"], {})[row["id"]] = row["correct"]
+    ids = sorted(by_model[0])
+    before, after = [by_model[0][i] for i in ids], [by_model[step][i] for i in ids]
+    wins = sum(a > b for a, b in zip(after, before, strict=True))
+    losses = sum(a < b for a, b in zip(after, before, strict=True))
+    difference = statistics.paired_difference(before, after)
+    return {
+        "difference": difference.estimate,
+        "difference_low": difference.low,
+        "difference_high": difference.high,
+        "wins": wins,
+        "losses": losses,
+        "mcnemar_p": statistics.mcnemar_exact(wins, losses),
     }
-    return by_step, by_label["base"][1], samples
 
 
 @dataclass
@@ -218,39 +351,44 @@ class EvaluationSetup:
 
 @dataclass
 class Evaluation:
-    summary: dict[str, Any]  # best step and accuracy, final accuracy, overfitting flag, registered version
-    by_step: dict[int, dict[str, float]]
+    summary: dict[str, Any]  # chosen step, its test accuracy and interval, against step 0, the test peak, ...
+    by_step: dict[str, dict[int, dict[str, float]]]  # split -> step -> metrics
     samples: list[dict]
+    outcomes: list[dict]
 
 
 def evaluate_training(
     setup: EvaluationSetup,
-    records: list[dict],
+    splits: dict[str, list[dict]],
     index: Path,
     checkpoints_dir: Path,
     warmstart: Path | None,
     best_out: Path,
 ) -> Evaluation:
-    """Score the raw model, the warm start and every checkpoint in `checkpoints_dir` on `records`; log it all
-    into the training's MLflow run (its `run.json`), copy the best checkpoint's adapter to `best_out` and
-    register it under `tracking.registered_model` and the variant's alias."""
+    """Score the raw model, the warm start and every checkpoint in `checkpoints_dir` on the dev and test
+    records in `splits`; choose the checkpoint on dev; log it all into the training's MLflow run (its
+    `run.json`), copy the chosen checkpoint's adapter to `best_out` and register it under
+    `tracking.registered_model` and the variant's alias."""
     checkpoints = checkpoint_dirs(checkpoints_dir)
     if not checkpoints:
         raise PipelineError(f"{checkpoints_dir}: no checkpoint-<step> folders. Run `dvc repro train` first.")
+    missing = [name for name in SPLITS if not splits.get(name)]
+    if missing:
+        raise PipelineError(f"evaluate: the {' and '.join(missing)} split(s) hold no questions.")
     check_adapters(checkpoints)
     run = read_json(Path(checkpoints_dir) / RUN_FILE)
     tracking.connect(setup.tracking.experiment)
     reward_funcs = reward_funcs_for(setup.rewards)
     env = SearchEnvironment(open_retriever(index), setup.agent, seed=setup.evaluate.seed)
 
-    evaluated: list[tuple[str, int, list[Trajectory], dict]] = []  # traced after scoring, not during it
+    evaluated: list[tuple[str, int, str, PolicyRun]] = []  # traced after scoring, not during it
     experiment = tracking.experiment_id(setup.tracking.experiment)
-    by_step, base, samples = evaluate_checkpoints(
+    scoring = evaluate_checkpoints(
         setup.train.model,
         setup.train.dtype,
         checkpoints,
         env,
-        records,
+        {name: splits[name] for name in SPLITS},
         reward_funcs,
         setup.evaluate,
         warmstart,
@@ -259,47 +397,98 @@ def evaluate_training(
         else None,
     )
     started = time.perf_counter()
-    for label, step, trajectories, scores in evaluated:
-        tags = {"source": "evaluation", "step": step, "model": label, "variant": setup.rewards.variant}
+    for label, step, split, policy_run in evaluated:
+        tags = {
+            "source": "evaluation",
+            "step": step,
+            "model": label,
+            "split": split,
+            "variant": setup.rewards.variant,
+        }
         log_episode_traces(
-            trajectories, records, scores, run_id=run["mlflow_run_id"], experiment_id=experiment, tags=tags
+            policy_run.episodes,
+            policy_run.records,
+            policy_run.scores,
+            run_id=run["mlflow_run_id"],
+            experiment_id=experiment,
+            tags=tags,
         )
     flush_traces()
     if evaluated:
         log.info(
             "%d episodes logged as traces in %.1f s",
-            len(evaluated) * len(records),
+            sum(len(e[3].episodes) for e in evaluated),
             time.perf_counter() - started,
         )
-    peak = find_peak({s: m["accuracy"] for s, m in by_step.items() if s > 0}, setup.evaluate.overfit_margin)
-    summary = {
-        "questions": len(records),
-        "base_accuracy": base["accuracy"],  # the raw model
-        "step0_accuracy": by_step[0]["accuracy"],  # the warm start (the raw model without one)
-        **asdict(peak),
-        "accuracy_by_step": {str(s): round(m["accuracy"], 4) for s, m in by_step.items()},
-        "base": {k: round(v, 4) for k, v in base.items()},
-    }
-    log_evaluation(run["mlflow_run_id"], by_step, base, peak)
+    summary = summarise(scoring, setup.evaluate.overfit_margin)
+    log_evaluation(run["mlflow_run_id"], scoring, summary)
     label = f"{setup.rewards.variant}, seed {setup.train.seed}"
-    figure = by_step_figure({label: by_step}, f"{label}: the test split by checkpoint")
+    figure = by_step_figure({label: scoring.by_step["test"]}, f"{label}: the test split by checkpoint")
     tracking.log_figure(run["mlflow_run_id"], figure, BY_STEP_FIGURE)
-    best = next(c for c in checkpoints if c.name == f"{CHECKPOINT_PREFIX}{peak.best_step}")
+    best = next(c for c in checkpoints if c.name == f"{CHECKPOINT_PREFIX}{summary['best_step']}")
     export_adapter(best, best_out)
     summary["registered_version"] = tracking.register_adapter(
-        run["mlflow_run_id"], best_out, setup.tracking.registered_model, setup.tracking.alias, peak.best_step
+        run["mlflow_run_id"],
+        best_out,
+        setup.tracking.registered_model,
+        setup.tracking.alias,
+        summary["best_step"],
     )
-    return Evaluation(summary=summary, by_step=by_step, samples=samples)
+    return Evaluation(
+        summary=summary, by_step=scoring.by_step, samples=scoring.samples, outcomes=scoring.outcomes
+    )
 
 
-def log_evaluation(
-    run_id: str, by_step: dict[int, dict[str, float]], base: dict[str, float], peak: Peak
-) -> None:
-    """`eval/<metric>` by step, the raw model's as `eval/base/<metric>`, and the peak's at step 0."""
-    for step, metrics in by_step.items():
-        tracking.log_metrics(run_id, {f"eval/{k}": v for k, v in metrics.items()}, step=step)
-    tracking.log_metrics(run_id, {f"eval/base/{k}": v for k, v in base.items()}, step=0)
-    tracking.log_metrics(run_id, {f"eval/{k}": float(v) for k, v in asdict(peak).items()}, step=0)
+def summarise(scoring: Scoring, overfit_margin: float) -> dict[str, Any]:
+    """The stage's headline: the checkpoint chosen on dev, its test accuracy with interval and against step
+    0 (paired), the overfitting flag (on dev), and the test split's own peak (the paper's way)."""
+    dev, test = scoring.by_step["dev"], scoring.by_step["test"]
+    peak = find_peak({s: m["accuracy"] for s, m in dev.items() if s > 0}, overfit_margin)
+    test_peak = find_peak({s: m["accuracy"] for s, m in test.items() if s > 0}, overfit_margin)
+    chosen = test[peak.best_step]
+    return {
+        "questions": {
+            name: sum(r["split"] == name and r["model"] == "base" for r in scoring.outcomes)
+            for name in SPLITS
+        },
+        "chosen_on": "dev",
+        "best_step": peak.best_step,
+        "best_dev_accuracy": peak.best_accuracy,
+        "test_accuracy": chosen["accuracy"],
+        "test_accuracy_low": chosen["accuracy_low"],
+        "test_accuracy_high": chosen["accuracy_high"],
+        "step0_test_accuracy": test[0]["accuracy"],
+        "base_test_accuracy": scoring.base["test"]["accuracy"],
+        "vs_step0": compare_with_step0(scoring.outcomes, "test", peak.best_step),
+        "final_step": peak.final_step,
+        "final_dev_accuracy": peak.final_accuracy,
+        "overfitting": peak.overfitting,
+        # The paper's way: the best checkpoint on the test questions themselves (optimistic by construction).
+        "test_peak_step": test_peak.best_step,
+        "test_peak_accuracy": test_peak.best_accuracy,
+        "accuracy_by_step": {
+            name: {str(s): round(m["accuracy"], 4) for s, m in scoring.by_step[name].items()}
+            for name in SPLITS
+        },
+        "base": {
+            name: {k: round(v, 4) for k, v in metrics.items()} for name, metrics in scoring.base.items()
+        },
+    }
+
+
+def log_evaluation(run_id: str, scoring: Scoring, summary: dict[str, Any]) -> None:
+    """`eval/<metric>` (test) and `eval/dev/<metric>` by step, the raw model's as `eval/base/...`, the
+    headline at step 0, and every question's outcome as an artifact."""
+    for split, prefix in (("test", "eval"), ("dev", "eval/dev")):
+        for step, metrics in scoring.by_step[split].items():
+            tracking.log_metrics(run_id, {f"{prefix}/{k}": v for k, v in metrics.items()}, step=step)
+        tracking.log_metrics(
+            run_id, {f"{prefix}/base/{k}": v for k, v in scoring.base[split].items()}, step=0
+        )
+    headline = {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
+    headline |= {f"vs_step0/{k}": float(v) for k, v in summary["vs_step0"].items()}
+    tracking.log_metrics(run_id, {f"eval/{k}": v for k, v in headline.items()}, step=0)
+    tracking.log_text(run_id, "".join(json.dumps(row) + "\n" for row in scoring.outcomes), OUTCOMES_ARTIFACT)
 
 
 def export_adapter(checkpoint: Path, out: Path) -> None:

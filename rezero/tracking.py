@@ -317,16 +317,23 @@ def evaluated_runs(experiment: str) -> list[Any]:
     return [newest[key] for key in sorted(newest, key=lambda k: (k[0] != "rezero", k[1]))]
 
 
-def eval_history(run_id: str, keys: tuple[str, ...]) -> dict[int, dict[str, float]]:
-    """The evaluation's `eval/<key>` metrics of a run, by step: {step: {key: value}}."""
+def metric_history(run_id: str, keys: tuple[str, ...], prefix: str = "eval/") -> dict[int, dict[str, float]]:
+    """A run's `<prefix><key>` metrics by step: {step: {key: value}} (the evaluation's by default)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri())
     by_step: dict[int, dict[str, float]] = {}
     for key in keys:
-        for metric in client.get_metric_history(run_id, f"eval/{key}"):
+        for metric in client.get_metric_history(run_id, f"{prefix}{key}"):
             by_step.setdefault(metric.step, {})[key] = metric.value
     return dict(sorted(by_step.items()))
+
+
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    """Save text as an artifact of the run (e.g. JSON lines of every question's outcome)."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri()).log_text(run_id, text, artifact_file)
 
 
 def log_figure(run_id: str, figure: Any, artifact_file: str) -> None:

@@ -26,7 +26,7 @@ from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
 from rezero.judges import make_judge
 from rezero.models import MergedCopy
-from rezero.rewards import REWARD_NAMES, reward_funcs_for, score_episodes
+from rezero.rewards import REWARD_NAMES, make_correctness_reward, reward_funcs_for, score_episodes
 from rezero.traces import flush as flush_traces
 from rezero.traces import log_episode_traces
 
@@ -62,35 +62,61 @@ class TrainingSetup:
 
 
 class RolloutStats:
-    """Search behaviour of the rollouts since the last log line (searches per rollout, answered share)."""
+    """Search behaviour and correctness of the rollouts since the last log line.
 
-    def __init__(self) -> None:
-        self.trajectories: list[Trajectory] = []
+    A group is one question's rollouts in a step; its correctness *varies* when some rollouts were judged
+    right and others wrong, the only case in which the correctness reward moves GRPO's advantages
+    (`train/frac_correctness_zero_std` is the share of groups where it does not)."""
+
+    def __init__(self, correct: Callable[[Trajectory], bool] | None = None) -> None:
+        self.correct = correct or (lambda trajectory: False)
+        self.rows: list[tuple[str, bool, int, bool]] = []  # question, correct, searches, answered
+
+    def add(self, trajectories: list[Trajectory]) -> None:
+        self.rows += [
+            (t.question, self.correct(t), len(t.queries), t.answer is not None) for t in trajectories
+        ]
 
     def flush(self) -> dict[str, float]:
         """The means over every process's rollouts. Under `accelerate launch` this is a collective: each
         process calls it at the same log step (TrainerCallback.on_log runs on all of them)."""
         from accelerate.utils import gather_object
 
-        done, self.trajectories = self.trajectories, []
-        counts = [
-            (
-                len(done),
-                sum(len(t.queries) for t in done),
-                sum(t.answer is not None for t in done),
-                sum(len(t.queries) >= 2 for t in done),
-            )
-        ]
-        episodes, searches, answered, retried = (
-            sum(column) for column in zip(*gather_object(counts), strict=True)
-        )
-        if not episodes:
+        rows = gather_object(self.rows)
+        self.rows = []
+        if not rows:
             return {}
+        by_question: dict[str, set[bool]] = {}
+        for question, correct, _, _ in rows:
+            by_question.setdefault(question, set()).add(correct)
+        varied = sum(len(outcomes) == 2 for outcomes in by_question.values())
+        n = len(rows)
         return {
-            "train/searches_per_rollout": searches / episodes,
-            "train/answered_share": answered / episodes,
-            "train/retried_share": retried / episodes,
+            "train/searches_per_rollout": sum(r[2] for r in rows) / n,
+            "train/answered_share": sum(r[3] for r in rows) / n,
+            "train/retried_share": sum(r[2] >= 2 for r in rows) / n,
+            "train/correct_share": sum(r[1] for r in rows) / n,
+            "train/frac_correctness_zero_std": (len(by_question) - varied) / len(by_question),
         }
+
+
+ROLLOUT_KEYS = ("searches_per_rollout", "answered_share", "retried_share", "correct_share")
+
+
+def rollout_summary(run_id: str, max_steps: int) -> dict[str, float | None]:
+    """From the run's logged history (complete across resumes): the share of question groups whose
+    correctness varied over all steps, and the rollouts' search behaviour over the last quarter of steps."""
+    history = tracking.metric_history(run_id, ("frac_correctness_zero_std", *ROLLOUT_KEYS), prefix="train/")
+    zero_std = [m["frac_correctness_zero_std"] for m in history.values() if "frac_correctness_zero_std" in m]
+    last = [m for step, m in history.items() if step > max_steps * 3 / 4]
+
+    def mean(values: list[float]) -> float | None:
+        return round(sum(values) / len(values), 4) if values else None
+
+    return {
+        "correctness_varied_share": mean([1 - v for v in zero_std]),
+        **{f"last_quarter_{key}": mean([m[key] for m in last if key in m]) for key in ROLLOUT_KEYS},
+    }
 
 
 def make_rollout_func(
@@ -114,7 +140,7 @@ def make_rollout_func(
                 generator, trainer.processing_class, env, prompts, temperature=trainer.args.temperature
             )
             model.train(was_training)
-        stats.trajectories += trajectories
+        stats.add(trajectories)
         if trace is not None:
             trace(trajectories, trainer.state.global_step + 1)
         return {
@@ -129,6 +155,17 @@ def make_rollout_func(
         }
 
     return rollout
+
+
+def judged_correct(records: list[dict], judge: Any) -> Callable[[Trajectory], bool]:
+    """Whether an episode of one of `records` earns the correctness reward (the same rule and judge)."""
+    reward, by_question = make_correctness_reward(judge), {r["question"]: r for r in records}
+
+    def correct(trajectory: Trajectory) -> bool:
+        record = by_question[trajectory.question]
+        return reward.score(trajectory.turns, record["question"], record["answer"]) > 0
+
+    return correct
 
 
 def rollout_tracer(
@@ -181,6 +218,7 @@ def grpo_config(setup: TrainingSetup, output_dir: Path):
         num_generations=t.num_generations,
         temperature=t.temperature,
         beta=t.beta,
+        multi_objective_aggregation=t.multi_objective_aggregation,
         loss_type=t.loss_type,
         scale_rewards=t.scale_rewards,
         epsilon_high=t.epsilon_high,
@@ -291,7 +329,7 @@ def train(
                 "params": setup.as_params(),
             }
             write_json(output_dir / RUN_FILE, run_record)
-    stats = RolloutStats()
+    stats = RolloutStats(correct=judged_correct(train_records, judge))
     trainer = build_trainer(
         setup,
         train_records,
@@ -310,11 +348,13 @@ def train(
         "steps": trainer.state.global_step,
         "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
         "checkpoints": len(checkpoint_dirs(output_dir)),
+        "questions": len(train_records),
         "mlflow_run_id": run_id,
     }
     if main:
-        write_json(output_dir / RUN_FILE, {**run_record, "summary": summary})
         pending.require_flushed(run_id)  # what a server outage held back
+        summary.update(rollout_summary(run_id, setup.train.max_steps))
+        write_json(output_dir / RUN_FILE, {**run_record, "summary": summary})
         flush_traces()
         tracking.end_run()
     return summary

@@ -207,31 +207,36 @@ def chunk_expectations(chunk_size: int, expected_count: int | None) -> list[Any]
 # --- QA pairs -------------------------------------------------------------------------------------------
 
 
-def validate_qa(train: list[dict], test: list[dict], test_fraction: float) -> None:
-    """Check the synthesize stage's train and test records; raise PipelineError listing every broken rule.
+def validate_qa(
+    train: list[dict], test: list[dict], test_fraction: float, dev: list[dict] | None = None
+) -> None:
+    """Check the synthesize stage's train, test and dev records; raise PipelineError naming every broken rule.
 
     Rules: non-empty question, answer and chunk_id; the answer is a case-insensitive substring of
     chunk_text; no question asked twice within a split (case- and spacing-insensitive); no question
-    containing its answer; the test split holds `expected_test_size` records; no test question in train.
+    containing its answer; the test split holds `expected_test_size` of all records; no question in two
+    splits.
     """
-    train_frame = records_frame(train, QA_FIELDS, "QA validation (train)")
-    test_frame = records_frame(test, QA_FIELDS, "QA validation (test)")
-    labels = row_labels(list(train_frame["id"]), "train ") + row_labels(list(test_frame["id"]), "test ")
-    frame = qa_frame(train_frame, test_frame)
+    splits = {"train": train, "test": test, "dev": dev or []}
+    frames = {
+        name: records_frame(rows, QA_FIELDS, f"QA validation ({name})") for name, rows in splits.items()
+    }
+    labels = [label for name, f in frames.items() for label in row_labels(list(f["id"]), f"{name} ")]
+    frame = qa_frame(frames)
     failures = run_suite("qa", frame, qa_expectations(len(frame), test_fraction), labels)
     raise_on_failures(
         "QA validation",
         failures,
-        "Re-run the synthesize stage (its grounding filter and split prevent these) and check "
-        "synthesize.test_fraction / synthesize.generator in params.yaml.",
+        "Re-run the synthesize stage (its grounding filter and splits prevent these) and check "
+        "synthesize.test_fraction / synthesize.dev_size / synthesize.generator in params.yaml.",
     )
 
 
-def qa_frame(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
-    """Both splits in one frame with the derived columns the QA rules check."""
+def qa_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every split in one frame (column `split`) with the derived columns the QA rules check."""
     import pandas as pd
 
-    frame = pd.concat([train.assign(split="train"), test.assign(split="test")], ignore_index=True)
+    frame = pd.concat([f.assign(split=name) for name, f in splits.items()], ignore_index=True)
     for column in ("question", "answer", "chunk_id"):
         frame[f"{column}_stripped"] = frame[column].map(text_or_empty)
     answer = frame["answer_stripped"].str.casefold()
@@ -247,8 +252,13 @@ def qa_frame(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     ]
     # Same key as the grounding filter's dedup: case and runs of spaces do not make a new question.
     frame["question_key"] = [" ".join(q.split()) or None for q in question]
-    train_keys = set(frame.loc[frame["split"] == "train", "question_key"].dropna())
-    frame["leaked"] = (frame["split"] == "test") & frame["question_key"].isin(train_keys)
+    # A held-out record leaks when its question is in a split before it (train, then test, then dev).
+    seen: set[str] = set()
+    frame["leaked"] = False
+    for name in splits:
+        in_split = frame["split"] == name
+        frame.loc[in_split, "leaked"] = frame.loc[in_split, "question_key"].isin(seen)
+        seen |= set(frame.loc[in_split, "question_key"].dropna())
     frame["is_test"] = (frame["split"] == "test").astype(int)
     return frame
 
@@ -299,6 +309,8 @@ def qa_expectations(n_total: int, test_fraction: float) -> list[Any]:
             description=f"expected {n_test} test records (test_fraction {test_fraction:g} of {n_total})",
         ),
         gxe.ExpectColumnValuesToBeInSet(
-            column="leaked", value_set=[False], description="test records whose question is also in train"
+            column="leaked",
+            value_set=[False],
+            description="held-out records whose question is also in train (or, for dev, in test)",
         ),
     ]

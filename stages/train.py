@@ -3,18 +3,21 @@ Saves a checkpoint every `train.save_steps` steps; re-running after an interrupt
 complete checkpoint when the configuration is unchanged. Logs to MLflow (MLFLOW_TRACKING_URI, else the local
 SQLite store).
 
-With a warm start (`warmstart.enabled`), GRPO continues the `warmstart` stage's adapter.
+With a warm start (`warmstart.enabled`), GRPO continues the `warmstart` stage's adapter. Its questions are the
+training questions the `passrate` stage found the warm start answering right sometimes but not always (filled
+up at random to `passrate.min_questions`), never those the warm start demonstrated.
 
 With REZERO_ACCELERATE_CONFIG=<accelerate config> (infra/accelerate/: 2 CPU processes, 1 GPU, several GPUs,
 DeepSpeed ZeRO-2), the stage re-launches itself under `accelerate launch`: each process rolls out its share
 of a step's episodes; the main process saves the checkpoints and logs to MLflow.
 
-Params: profile, train.*, agent.*, rewards.*, tracking.experiment, tracking.trace_rollouts, warmstart.enabled
-(profiles.<profile> overrides them).
+Params: profile, train.*, agent.*, rewards.*, tracking.experiment, tracking.trace_rollouts, warmstart.enabled,
+passrate.enabled, passrate.min_questions (profiles.<profile> overrides them).
 """
 
 import argparse
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -31,19 +34,25 @@ def main() -> None:
     parser.add_argument("train_qa", type=Path, help="training QA JSONL from `synthesize`")
     parser.add_argument("index", type=Path, help="index folder from `index`")
     parser.add_argument("warmstart", type=Path, help="warm-start adapter folder from `warmstart`")
+    parser.add_argument("pass_rates", type=Path, help="per-question pass rates JSONL from `passrate`")
     parser.add_argument("checkpoints_out", type=Path, help="checkpoint folder (kept across runs for resume)")
     parser.add_argument("metrics_out", type=Path, help="training summary JSON (written)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
     relaunch_under_accelerate(sys.argv[0], sys.argv[1:])
 
-    from rezero.checkpoints import warmstart_adapter
+    from rezero.checkpoints import demonstrated_questions, warmstart_adapter
+    from rezero.passrate import candidate_questions, select_questions
     from rezero.training import TrainingSetup, train
 
-    names = ("train", "agent", "rewards", "tracking", "warmstart")
+    names = ("train", "agent", "rewards", "tracking", "warmstart", "passrate")
     sections = {name: load_section(name, args.params) for name in names}
-    records = read_jsonl(args.train_qa)
     adapter, warmstart_run = warmstart_adapter(args.warmstart, sections["warmstart"].enabled)
+    records = candidate_questions(read_jsonl(args.train_qa), demonstrated_questions(args.warmstart))
+    selection = {"candidates": len(records)}
+    if sections["passrate"].enabled:
+        p = sections["passrate"]
+        records, selection = select_questions(records, read_jsonl(args.pass_rates), p.min_questions, p.seed)
     setup = TrainingSetup(
         train=sections["train"],
         agent=sections["agent"],
@@ -51,7 +60,7 @@ def main() -> None:
         profile=read_params_file(args.params).get("profile", "cpu"),
         # Checkpoints resume only onto the same questions, the same index and the same warm start.
         data_fingerprint=hashlib.sha256(
-            args.train_qa.read_bytes()
+            json.dumps(records, sort_keys=True).encode()
             + (args.index / "manifest.json").read_bytes()
             + ((adapter / "warmstart.json").read_bytes() if adapter else b"")
         ).hexdigest(),
@@ -64,7 +73,8 @@ def main() -> None:
     seed_everything(setup.train.seed)
     summary = train(setup, records, open_retriever(args.index), args.checkpoints_out, adapter)
     if is_main_process():
-        write_json(args.metrics_out, {**summary, "variant": setup.rewards.variant, "profile": setup.profile})
+        labels = {"variant": setup.rewards.variant, "seed": setup.train.seed, "profile": setup.profile}
+        write_json(args.metrics_out, {**summary, "selection": selection, **labels})
 
 
 if __name__ == "__main__":

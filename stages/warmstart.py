@@ -1,11 +1,13 @@
 """Stage `warmstart`: a supervised warm start before GRPO. Builds expert episodes from the training questions
-and the real index (one search, its real results, the gold answer; kept only where the answer is shown), fits
-a LoRA adapter of the training's shape on them with TRL's SFTTrainer (loss on the model's own tokens only),
-and measures how often the adapter answers held-out training questions after seeing results. `train`
-continues this adapter; with `warmstart.enabled: false` the folder only records that there is none.
+and the real index (a search, its real results, the gold answer; a share of them retry with a second search
+first), fits a LoRA adapter of the training's shape on them with TRL's SFTTrainer (loss on the model's own
+tokens only), and measures the adapter on the dev split: greedy answered share and accuracy, and how often it
+searches again when sampled at the training temperature. `train` continues this adapter; the folder's
+warmstart.json names the demonstrated questions, which GRPO leaves out. With `warmstart.enabled: false` the
+folder only records that there is none.
 
-Params: warmstart.*, train.model/dtype/lora_*/gradient_checkpointing, agent.*, the judge's rewards.* keys,
-tracking.experiment, profile (profiles.<profile> overrides them).
+Params: warmstart.*, train.model/dtype/temperature/lora_*/gradient_checkpointing, agent.*, the judge's
+rewards.* keys, tracking.experiment, profile (profiles.<profile> overrides them).
 """
 
 import argparse
@@ -23,6 +25,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("train_qa", type=Path, help="training QA JSONL from `synthesize`")
+    parser.add_argument(
+        "dev_qa", type=Path, help="dev QA JSONL from `synthesize` (the adapter is measured on it)"
+    )
     parser.add_argument("index", type=Path, help="index folder from `index`")
     parser.add_argument("adapter_out", type=Path, help="warm-start adapter folder (replaced atomically)")
     parser.add_argument("metrics_out", type=Path, help="warm-start summary JSON (written)")
@@ -34,6 +39,7 @@ def main() -> None:
     profile = read_params_file(args.params).get("profile", "cpu")
     summary: dict = {"enabled": params["warmstart"].enabled}
     history: list[dict] = []
+    demonstrated: list[str] = []  # kept in the adapter's manifest (train leaves them out), not in the metrics
     from rezero.checkpoints import WARMSTART_FILE
     from rezero.judges import make_judge
 
@@ -51,10 +57,18 @@ def main() -> None:
                 profile=profile,
                 experiment=params["tracking"].experiment,
             )
-            result = run_warmstart(setup, read_jsonl(args.train_qa), open_retriever(args.index), tmp)
-            history = result.pop("log_history")
+            result = run_warmstart(
+                setup, read_jsonl(args.train_qa), read_jsonl(args.dev_qa), open_retriever(args.index), tmp
+            )
+            history, demonstrated = result.pop("log_history"), result.pop("demonstrated_ids")
             summary.update(result)
-        write_json(tmp / WARMSTART_FILE, {**summary, "model": params["train"].model, "profile": profile})
+        manifest = {
+            **summary,
+            "demonstrated_ids": demonstrated,
+            "model": params["train"].model,
+            "profile": profile,
+        }
+        write_json(tmp / WARMSTART_FILE, manifest)
     write_json(args.metrics_out, summary)
     atomic_write_text(args.loss_out, loss_csv(history))
 

@@ -28,7 +28,7 @@ def paper_sections() -> dict[str, Any]:
 
     data = config.read_params_file(PROJECT_ROOT / "params.yaml")
     data["profile"] = "paper"
-    names = ("agent", "train", "rewards", "warmstart")
+    names = ("agent", "train", "rewards", "warmstart", "passrate")
     return {n: config.build(config.SECTIONS[n], config.profile_section(data, n), n) for n in names}
 
 

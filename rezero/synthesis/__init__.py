@@ -3,7 +3,8 @@
 `generate_pairs` runs the chosen generator (a 'published' QA file, 'offline' rules or an 'openai'-compatible
 LLM), ties each pair to its chunk and passes everything through the paper's grounding filter
 (`keep_grounded`).
-`split_train_test` holds out the test questions. Records follow the contract in `pairs.py`.
+`split_train_test` holds out the test questions, `split_dev` the dev questions. Records follow the contract
+in `pairs.py`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from rezero.config import SynthesizeParams
 from rezero.errors import PipelineError
 from rezero.synthesis import offline, published
 from rezero.synthesis.pairs import GeneratorRun, check_chunks, keep_grounded, make_record
-from rezero.synthesis.split import split_train_test
+from rezero.synthesis.split import split_dev, split_train_test
 
-__all__ = ["generate_pairs", "keep_grounded", "split_train_test"]
+__all__ = ["generate_pairs", "keep_grounded", "split_dev", "split_train_test"]
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,14 @@
 """The paper's train/test split, made by the library the paper used: Hugging Face `datasets`'
 `train_test_split(test_size=fraction, seed=seed)`. It draws `numpy.random.default_rng(seed).permutation(n)`
 and holds out its first ceil(n * fraction) indices, so the paper's 318 pairs in file order give its exact
-286 / 32 split with seed 42.
+286 / 32 split with seed 42. The dev split (`split_dev`) is then drawn from the training split, so the test
+split stays the paper's.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 from rezero.errors import PipelineError
@@ -54,3 +56,22 @@ def split_train_test(
         test_size=held_out_count(len(records), test_fraction), seed=seed
     )
     return [records[i] for i in parts["train"]["row"]], [records[i] for i in parts["test"]["row"]]
+
+
+def split_dev(
+    train: list[dict[str, Any]], dev_size: int, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Hold `dev_size` records of the training split out as the dev split; return (train, dev), each in
+    the order it came in. Checkpoints are chosen on dev, so the test split is scored only once per model.
+    The same records and seed always give the same split.
+    """
+    if not 0 < dev_size < len(train):
+        raise PipelineError(
+            f"split: synthesize.dev_size = {dev_size} must be at least 1 and leave training questions: the "
+            f"training split has {len(train)}. Lower synthesize.dev_size."
+        )
+    held = set(random.Random(seed).sample(range(len(train)), dev_size))
+    return (
+        [record for i, record in enumerate(train) if i not in held],
+        [record for i, record in enumerate(train) if i in held],
+    )

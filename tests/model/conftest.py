@@ -98,7 +98,7 @@ def warmstarted(index_dir, train_records, tmp_path_factory):
     folder = root / "warmstart"
     folder.mkdir()
     setup = WarmstartSetup(
-        warmstart=WarmstartParams(episodes=8, min_episodes=4, held_out=1, epochs=1.0, batch_size=4),
+        warmstart=WarmstartParams(episodes=8, min_episodes=4, dev_samples=0, epochs=1.0, batch_size=4),
         train=tiny_train(),
         agent=tiny_agent(),
         judge=make_judge(RewardParams()),
@@ -106,7 +106,9 @@ def warmstarted(index_dir, train_records, tmp_path_factory):
         experiment="rezero-test",
     )
     with environment(MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlruns.db'}"):
-        summary = run_warmstart(setup, train_records[8:40], open_retriever(index_dir), folder)
+        summary = run_warmstart(
+            setup, train_records[8:40], train_records[:1], open_retriever(index_dir), folder
+        )
     write_json(folder / WARMSTART_FILE, {"enabled": True, "mlflow_run_id": summary["mlflow_run_id"]})
     return folder
 

@@ -46,20 +46,23 @@ class TestFindPeak:
 def test_evaluate_stage_scores_every_checkpoint_and_registers_the_best(trained, index_dir, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    test_qa = tmp_path / "test.jsonl"
+    test_qa, dev_qa = tmp_path / "test.jsonl", tmp_path / "dev.jsonl"
     test_qa.write_text("".join(json.dumps(r) + "\n" for r in trained["records"][:3]))
+    dev_qa.write_text("".join(json.dumps(r) + "\n" for r in trained["records"][3:6]))
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["agent"] = {**params["agent"], "max_turns": 2, "max_turn_tokens": 24, "max_trajectory_tokens": 200}
     params["train"]["model"] = MODEL
     params["evaluate"]["max_questions"] = 2
     params["tracking"]["experiment"] = "rezero-test"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    outputs = [tmp_path / n for n in ("evaluate.json", "by_step.csv", "samples.jsonl", "best")]
+    names = ("evaluate.json", "by_step.csv", "by_step_dev.csv", "outcomes.jsonl", "samples.jsonl", "best")
+    outputs = [tmp_path / n for n in names]
     result = subprocess.run(
         [
             sys.executable,
             str(PROJECT_ROOT / "stages/evaluate.py"),
             str(test_qa),
+            str(dev_qa),
             str(index_dir),
             str(trained["warmstart"]),
             str(trained["root"] / "checkpoints"),
@@ -74,29 +77,48 @@ def test_evaluate_stage_scores_every_checkpoint_and_registers_the_best(trained, 
     assert result.returncode == 0, result.stderr[-3000:]
 
     summary = json.loads(outputs[0].read_text())
-    # Step 0 is the warm start; the raw model is reported apart, as `base`.
-    assert set(summary["accuracy_by_step"]) == {"0", "1", "2"} and summary["questions"] == 2
-    assert summary["step0_accuracy"] == summary["accuracy_by_step"]["0"]
-    assert "accuracy" in summary["base"] and summary["base_accuracy"] == summary["base"]["accuracy"]
+    # Step 0 is the warm start; the raw model is reported apart, as `base`. Chosen on dev, reported on test.
+    for split in ("dev", "test"):
+        assert set(summary["accuracy_by_step"][split]) == {"0", "1", "2"}
+    assert summary["questions"] == {"dev": 2, "test": 2} and summary["chosen_on"] == "dev"
+    assert summary["step0_test_accuracy"] == summary["accuracy_by_step"]["test"]["0"]
+    assert summary["base_test_accuracy"] == summary["base"]["test"]["accuracy"]
+    best = str(summary["best_step"])
     assert summary["best_step"] in (1, 2) and isinstance(summary["overfitting"], bool)
-    rows = list(csv.DictReader(outputs[1].open()))
-    assert [r["step"] for r in rows] == ["0", "1", "2"]
-    assert {"accuracy", "searches_per_question", "retry_share", "em_chunk_rate", "reward/retry"} <= set(
-        rows[0]
+    assert summary["best_dev_accuracy"] == max(summary["accuracy_by_step"]["dev"][s] for s in ("1", "2"))
+    assert summary["test_accuracy"] == summary["accuracy_by_step"]["test"][best]
+    assert summary["test_accuracy_low"] <= summary["test_accuracy"] <= summary["test_accuracy_high"]
+    assert {"difference", "difference_low", "difference_high", "wins", "losses", "mcnemar_p"} == set(
+        summary["vs_step0"]
     )
-    samples = [json.loads(line) for line in outputs[2].read_text().splitlines()]
+    for table in outputs[1:3]:
+        rows = list(csv.DictReader(table.open()))
+        assert [r["step"] for r in rows] == ["0", "1", "2"]
+        assert {"accuracy", "accuracy_low", "accuracy_high", "searches_per_question", "retry_share"} <= set(
+            rows[0]
+        )
+    outcomes = [json.loads(line) for line in outputs[3].read_text().splitlines()]
+    # 4 models (raw, warm start, 2 checkpoints) x 2 splits x 2 questions, each with what it did.
+    assert len(outcomes) == 16 and {o["split"] for o in outcomes} == {"dev", "test"}
+    assert {"id", "split", "model", "step", "correct", "searches", "answered", "retried"} <= set(outcomes[0])
+    step = {o["id"]: o for o in outcomes if o["split"] == "test" and o["model"] == f"checkpoint-{best}"}
+    assert sum(o["correct"] for o in step.values()) / 2 == summary["test_accuracy"]
+    samples = [json.loads(line) for line in outputs[4].read_text().splitlines()]
     assert {s["step"] for s in samples} == {0, 1, 2} and all("messages" in s for s in samples)
     assert {s["model"] for s in samples} == {"base", "warmstart", "checkpoint-1", "checkpoint-2"}
-    assert (outputs[3] / "adapter_model.safetensors").is_file()
+    assert (outputs[5] / "adapter_model.safetensors").is_file()
 
     client = MlflowClient(trained["store"])
     run_id = trained["summary"]["mlflow_run_id"]
     assert [m.step for m in client.get_metric_history(run_id, "eval/accuracy")] == [0, 1, 2]
+    assert [m.step for m in client.get_metric_history(run_id, "eval/dev/accuracy")] == [0, 1, 2]
     assert [m.step for m in client.get_metric_history(run_id, "eval/base/accuracy")] == [0]
+    assert "evaluation/outcomes.jsonl" in [a.path for a in client.list_artifacts(run_id, "evaluation")]
     version = client.get_model_version_by_alias("rezero-searcher", "best")
     assert version.run_id == run_id and version.tags["step"] == str(summary["best_step"])
     assert "figures/by_step.png" in [a.path for a in client.list_artifacts(run_id, "figures")]
-    assert_episode_traces(trained["store"], run_id, trained["records"][:2], samples)
+    evaluated = trained["records"][:2] + trained["records"][3:5]  # test and dev questions
+    assert_episode_traces(trained["store"], run_id, evaluated, samples)
 
 
 def assert_episode_traces(store: str, run_id: str, records: list[dict], samples: list[dict]) -> None:

@@ -44,8 +44,15 @@ def test_training_logs_rewards_loss_kl_and_search_metrics_to_mlflow(trained):
         "train/reward/correctness",
         "train/completion_length",
         "train/searches_per_rollout",
+        "train/retried_share",
+        "train/correct_share",
+        "train/frac_correctness_zero_std",
     ]:
         assert [s for s, _ in metric_history(trained["store"], run_id, key)] == [1, 2], key
+    zero_std = [v for _, v in metric_history(trained["store"], run_id, "train/frac_correctness_zero_std")]
+    # The summary reads the same history: the share of groups whose correctness varied, over all steps.
+    assert trained["summary"]["correctness_varied_share"] == round(1 - sum(zero_std) / 2, 4)
+    assert "last_quarter_retried_share" in trained["summary"]
 
 
 def test_training_logs_a_few_rollouts_of_each_step_as_traces(trained):

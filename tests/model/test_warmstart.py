@@ -1,6 +1,7 @@
 """The warm start: expert episodes built by the agent's own functions from real questions and the real index
-(the answer visible, loss only on the model's two turns), a clear error when too few can be built, and a real
-SFT run that saves the adapter GRPO continues and logs its loss to a real MLflow store."""
+(the answer visible, loss only on the model's turns; a share retrying with a second search whose query never
+holds the answer), a clear error when too few can be built, and a real SFT run that saves the adapter GRPO
+continues, logs its loss to a real MLflow store and measures the adapter on dev questions."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 from rezero.agent import DEMONSTRATION, ChatTemplate, SearchEnvironment
 from rezero.config import AgentParams, RewardParams, WarmstartParams
 from rezero.errors import PipelineError
+from rezero.judges import normalize_answer
 from rezero.retrieval import open_retriever
 from rezero.visibility import answer_visible
 from rezero.warmstart import (
     ANSWER_THINKS,
+    RETRY_THINKS,
     SEARCH_THINKS,
     WarmstartSetup,
     build_expert_set,
@@ -26,7 +29,7 @@ from tests.model.conftest import environment, tiny_train
 
 pytestmark = pytest.mark.slow
 
-# The default profile's window (300 characters, top 3) and room for one search and an answer.
+# The default profile's window (300 characters, top 3) and room for two searches and an answer.
 AGENT = AgentParams(top_k=3, result_chars=300, max_trajectory_tokens=768)
 
 
@@ -34,7 +37,15 @@ AGENT = AgentParams(top_k=3, result_chars=300, max_trajectory_tokens=768)
 def expert(tokenizer, index_dir, train_records):
     env = SearchEnvironment(open_retriever(index_dir), AGENT)
     template = ChatTemplate(tokenizer, AGENT.worked_example)
-    return build_expert_set(train_records, template, env, episodes=24, held_out=4, seed=7)
+    return build_expert_set(train_records, template, env, episodes=24, retry_share=0.25, seed=7)
+
+
+def retries(expert):
+    return [(e, r) for e, r in zip(expert.episodes, expert.records, strict=True) if len(e.queries) == 2]
+
+
+def singles(expert):
+    return [(e, r) for e, r in zip(expert.episodes, expert.records, strict=True) if len(e.queries) == 1]
 
 
 def masked_text(tokenizer, episode, keep: int) -> list[str]:
@@ -49,35 +60,53 @@ def masked_text(tokenizer, episode, keep: int) -> list[str]:
     return runs + ([tokenizer.decode(current)] if current else [])
 
 
-def test_each_episode_searches_once_with_the_questions_words_then_answers_gold(tokenizer, expert):
-    assert len(expert.episodes) == 24
-    for episode, record in zip(expert.episodes, expert.records, strict=True):
+def test_single_search_episodes_search_with_the_questions_words_then_answer_gold(tokenizer, expert):
+    assert len(expert.episodes) == 24 and len(singles(expert)) == 18
+    for episode, record in singles(expert):
         search, answer = masked_text(tokenizer, episode, keep=1)  # exactly the model's two turns are trained
         assert search.endswith(f"<search>{derive_query(record['question'])}</search>")
         assert any(f"<think>{think}</think>" in search for think in SEARCH_THINKS)
         assert answer.endswith(f"<answer>{record['answer']}</answer>")
-        assert episode.queries == [derive_query(record["question"])] and episode.stop_reason == "answer"
+        assert episode.stop_reason == "answer"
+
+
+def test_retry_episodes_search_again_with_other_words_never_the_answer(tokenizer, expert):
+    found = retries(expert)
+    assert len(found) == 6 == expert.counts["retry_episodes"]  # round(24 x 0.25)
+    for episode, record in found:
+        first, again, answer = masked_text(tokenizer, episode, keep=1)
+        assert first.endswith(f"<search>{derive_query(record['question'])}</search>")
+        assert any(f"<think>{think}</think>" in again for think in RETRY_THINKS)
+        assert answer.endswith(f"<answer>{record['answer']}</answer>")
+        # The first results missed the answer; the second query's results show it.
+        assert not any(answer_visible(record["answer"], hit["shown"]) for hit in episode.retrieved[0])
+        assert any(answer_visible(record["answer"], hit["shown"]) for hit in episode.retrieved[1])
+        query_words = set(normalize_answer(episode.queries[1]).split())
+        assert not query_words & set(normalize_answer(record["answer"]).split())
+        assert not query_words & set(normalize_answer(record["question"]).split())
 
 
 def test_the_answer_think_names_a_result_that_shows_the_answer(tokenizer, expert):
     for episode, record in zip(expert.episodes, expert.records, strict=True):
         answer_turn = episode.turns[-1]
         number = next(n for n in range(1, 4) if any(t.format(n=n) in answer_turn for t in ANSWER_THINKS))
-        assert answer_visible(record["answer"], episode.retrieved[0][number - 1]["shown"])
+        assert answer_visible(record["answer"], episode.retrieved[-1][number - 1]["shown"])
 
 
 def test_results_are_injected_masked_and_the_prompt_has_no_worked_example(tokenizer, expert):
     for episode in expert.episodes:
-        (injected, closing) = masked_text(tokenizer, episode, keep=0)
-        assert injected.count("<information>") == 1 and "Result 1:\n" in injected
+        *injected, closing = masked_text(tokenizer, episode, keep=0)
+        assert len(injected) == len(episode.queries)
+        assert all(text.count("<information>") == 1 and "Result 1:\n" in text for text in injected)
         assert closing == "<|im_end|>"  # close_episode's end of turn, never sampled
         prompt = tokenizer.decode(episode.prompt_ids)
         assert DEMONSTRATION[0]["content"] not in prompt and prompt.count("<|im_start|>user") == 1
 
 
-def test_held_out_questions_are_not_demonstrated(expert):
-    held = {r["question"] for r in expert.held_out}
-    assert len(held) == 4 and not held & {r["question"] for r in expert.records}
+def test_no_retry_share_means_single_searches_only(tokenizer, index_dir, train_records):
+    env = SearchEnvironment(open_retriever(index_dir), AGENT)
+    expert = build_expert_set(train_records[:40], ChatTemplate(tokenizer), env, 10, retry_share=0.0, seed=7)
+    assert expert.counts["retry_episodes"] == 0 and all(len(e.queries) == 1 for e in expert.episodes)
 
 
 def test_sft_rows_mask_everything_but_the_models_turns(expert):
@@ -93,15 +122,15 @@ def test_answers_the_results_do_not_show_are_skipped(tokenizer, index_dir, train
     narrow = AgentParams(top_k=1, result_chars=10, max_trajectory_tokens=768)
     env = SearchEnvironment(open_retriever(index_dir), narrow)
     expert = build_expert_set(
-        train_records[:40], ChatTemplate(tokenizer), env, episodes=40, held_out=0, seed=7
+        train_records[:40], ChatTemplate(tokenizer), env, episodes=40, retry_share=0.0, seed=7
     )
-    assert expert.counts["skipped_answer_not_shown"] + expert.counts["episodes"] == 40
-    assert expert.counts["skipped_answer_not_shown"] > 20
+    assert expert.counts["skipped"] + expert.counts["episodes"] == 40
+    assert expert.counts["skipped"] > 20
 
 
 def test_too_few_usable_episodes_is_a_clear_error(index_dir, train_records):
     setup = WarmstartSetup(
-        warmstart=WarmstartParams(min_episodes=20, held_out=0),
+        warmstart=WarmstartParams(min_episodes=20),
         train=tiny_train(),
         agent=AgentParams(top_k=1, result_chars=10, max_trajectory_tokens=768),
         judge=None,
@@ -111,7 +140,7 @@ def test_too_few_usable_episodes_is_a_clear_error(index_dir, train_records):
     with pytest.raises(
         PipelineError, match=r"only \d+ usable expert episodes \(need warmstart.min_episodes = 20\)"
     ):
-        run_warmstart(setup, train_records[:30], open_retriever(index_dir), None)
+        run_warmstart(setup, train_records[:30], [], open_retriever(index_dir), None)
 
 
 def test_a_short_warm_start_saves_an_adapter_and_logs_its_loss(index_dir, train_records, tmp_path):
@@ -119,9 +148,9 @@ def test_a_short_warm_start_saves_an_adapter_and_logs_its_loss(index_dir, train_
 
     from rezero.judges import make_judge
 
-    # 8 episodes, batch 4, 1 epoch: 2 optimiser steps; 2 held-out questions for the behaviour measure.
+    # 8 episodes, batch 4, 1 epoch: 2 optimiser steps; 2 dev questions, greedy and sampled once.
     setup = WarmstartSetup(
-        warmstart=WarmstartParams(episodes=8, min_episodes=4, held_out=2, epochs=1.0, batch_size=4),
+        warmstart=WarmstartParams(episodes=8, min_episodes=4, dev_samples=1, epochs=1.0, batch_size=4),
         train=tiny_train(),
         agent=AgentParams(
             top_k=3, result_chars=300, max_trajectory_tokens=768, max_turn_tokens=32, max_turns=2
@@ -134,16 +163,23 @@ def test_a_short_warm_start_saves_an_adapter_and_logs_its_loss(index_dir, train_
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     with environment(MLFLOW_TRACKING_URI=store):
-        summary = run_warmstart(setup, train_records[:12], open_retriever(index_dir), adapter)
+        summary = run_warmstart(
+            setup, train_records[:12], train_records[-2:], open_retriever(index_dir), adapter
+        )
     assert (adapter / "adapter_model.safetensors").is_file()
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["r"] == setup.train.lora_r
     assert summary["steps"] == 2 and summary["episodes"] == 8 and len(summary["log_history"]) == 2
-    assert set(summary["held_out"]) == {
+    assert set(summary["dev"]) == {"greedy", "sampled"}
+    assert set(summary["dev"]["sampled"]) == {
         "answered_after_results",
         "answered_share",
         "searches_per_question",
+        "second_search_share",
         "accuracy",
+        "episodes",
     }
+    assert summary["dev"]["greedy"]["episodes"] == summary["dev"]["sampled"]["episodes"] == 2
+    assert set(summary["demonstrated_ids"]) <= {r["id"] for r in train_records[:12]}
     losses = MlflowClient(store).get_metric_history(summary["mlflow_run_id"], "warmstart/loss")
     assert [m.step for m in losses] == [1, 2] and all(m.value > 0 for m in losses)

@@ -77,13 +77,18 @@ def run_es_script(command: str) -> None:
 
 
 # The smallest run that still trains and evaluates the real 135M model: a warm start of one step on 4
-# episodes, 2 GRPO steps, a checkpoint each, 2 rollouts of 2 turns of 16 tokens, 2 test questions. Each
-# warm start, train or evaluate takes 1-3 minutes on 2 cores.
+# episodes measured greedily on 4 dev questions, pass rates from 2 samples of 2 questions, 2 GRPO steps, a
+# checkpoint each, 2 rollouts of 2 turns of 16 tokens, 2 dev and 2 test questions. Each warm start, train or
+# evaluate takes 1-3 minutes on 2 cores.
 TINY = {
+    "synthesize.dev_size": 4,
     "warmstart.episodes": 4,
     "warmstart.min_episodes": 4,
-    "warmstart.held_out": 1,
+    "warmstart.dev_samples": 0,
     "warmstart.epochs": 1.0,
+    "passrate.questions": 2,
+    "passrate.samples": 2,
+    "passrate.min_questions": 1,
     "train.max_steps": 2,
     "train.save_steps": 1,
     "train.num_generations": 2,
@@ -216,8 +221,8 @@ def run_deployment(services: Services, deployment: str, parameters: dict[str, An
 
 @pytest.fixture(scope="session")
 def comparison(services: Services, deployments: list, pipeline_run: dict) -> dict[str, Any]:
-    """The comparison flow, triggered through its deployment and run by the worker."""
-    return run_deployment(services, "rezero-compare/weekly", {"name_prefix": "svc"})
+    """The comparison flow over 2 seeds, triggered through its deployment and run by the worker."""
+    return run_deployment(services, "rezero-compare/weekly", {"name_prefix": "svc", "seeds": 2})
 
 
 @pytest.fixture(scope="session")

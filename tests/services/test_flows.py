@@ -85,6 +85,14 @@ def test_only_lock_and_service_failures_are_retried(message, transient):
     assert support.is_transient(None, None, SimpleNamespace(message=message)) is transient
 
 
+@pytest.mark.parametrize("seeds", [0, -2, 1.5, True])
+def test_the_comparison_refuses_a_seed_count_below_one_before_anything_runs(seeds, tmp_path: Path):
+    from flows.compare import compare
+
+    with pytest.raises(PipelineError, match=r"seeds must be a whole number of training seeds >= 1"):
+        compare.fn(seeds=seeds, project_dir=str(tmp_path))  # not a project: nothing else was looked at
+
+
 @pytest.fixture
 def scratch_project(tmp_path: Path, mission_report: Path) -> Path:
     return copy_project(tmp_path, TINY)
@@ -197,9 +205,9 @@ def test_pipeline_flow_runs_every_stage_and_publishes_metrics(pipeline_run, flow
     metrics = state.result()
     assert metrics["train/variant"] == "rezero"
     assert metrics["train/steps"] == TINY["train.max_steps"]
-    assert metrics["evaluate/questions"] == TINY["evaluate.max_questions"]
+    assert 0 <= metrics["evaluate/test_accuracy_low"] <= metrics["evaluate/test_accuracy"]
     (artifact,) = pipeline_run["artifacts"]
-    assert "evaluate/best_accuracy" in artifact.data
+    assert "evaluate/test_accuracy" in artifact.data and "evaluate/best_dev_accuracy" in artifact.data
     assert f"{services.mlflow_url}/#/experiments/" in artifact.data  # the link to the MLflow run
     status = subprocess.run(
         [sys.executable, "-m", "dvc", "status"], cwd=flow_project, capture_output=True, text=True, check=True
@@ -216,15 +224,29 @@ def test_comparison_flow_leaves_its_runs_in_one_mlflow_experiment(comparison, se
         f"{services.prefect_url}/api/artifacts/filter",
         {"artifacts": {"key": {"any_": ["rezero-comparison"]}, "flow_run_id": {"any_": [flow_run["id"]]}}},
     )
+    names = [f"svc-{variant}-seed{seed}" for seed in (42, 43) for variant in ("rezero", "no_retry")]
     for column in (
-        "peak accuracy",
-        "peak step",
-        "final accuracy",
+        "test accuracy, chosen on dev",
+        "chosen step",
+        "test peak (the paper's way)",
         "overfitting",
-        "svc-rezero",
-        "svc-no_retry",
+        "Over seeds",
+        "Seeds 42, 43",
+        "ReZero minus baseline, paired by seed and question",
+        *names,
     ):
         assert column in artifact["data"]
+    # Each run's summaries and per-question outcomes are kept: the table is rebuilt from them.
+    results = services.project / "docs/results/svc"
+    assert sorted(p.name for p in results.iterdir()) == sorted(n.removeprefix("svc-") for n in names)
+    rebuilt = subprocess.run(
+        [sys.executable, "benchmarks/variants.py", str(results)],
+        cwd=services.project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert rebuilt.strip() in artifact["data"]
     runs = api(
         f"{services.mlflow_url}/api/2.0/mlflow/runs/search",
         {"experiment_ids": [e["experiment_id"] for e in experiments(services)], "max_results": 50},
@@ -236,8 +258,8 @@ def test_comparison_flow_leaves_its_runs_in_one_mlflow_experiment(comparison, se
             figures.append(run)
         else:
             variants[tags.get("variant")] = run["info"]["experiment_id"]
-    # Both variants continue one warm start: its stage ignores the reward weights, so DVC runs it once.
-    assert len(runs) == 4
+    # One warm start for every run: its stage reads neither reward weights nor seed, so DVC runs it once.
+    assert len(runs) == 6
     assert set(variants) == {"rezero", "no_retry", "warmstart"}
     assert len(set(variants.values()) | {r["info"]["experiment_id"] for r in figures}) == 1  # one experiment
     # The comparison figure (both variants' curves, tests/unit/test_figures.py) is in MLflow and the artifact.
@@ -253,16 +275,19 @@ def test_comparison_flow_leaves_its_runs_in_one_mlflow_experiment(comparison, se
         text=True,
         check=True,
     ).stdout.split()
-    assert {"svc-rezero", "svc-no_retry"} <= set(listed)
+    assert set(names) <= set(listed)
     plots = subprocess.run(
-        [sys.executable, "-m", "dvc", "plots", "diff", "svc-rezero", "svc-no_retry", "--json"],
+        [sys.executable, "-m", "dvc", "plots", "diff", names[0], names[1], "--json"],
         cwd=services.project,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    (accuracy,) = json.loads(plots)["data"]["Accuracy by checkpoint"]
-    assert accuracy["revisions"] == ["svc-rezero", "svc-no_retry"]  # one curve per experiment
+    curves = json.loads(plots)["data"]["Accuracy by checkpoint (test, dev)"]
+    assert {tuple(c["revisions"]) for c in curves} == {
+        (names[0],),
+        (names[1],),
+    }  # one per experiment and split
     # Every evaluated episode of both variants is a trace on the server: each model of each variant.
     import mlflow
 
@@ -290,7 +315,7 @@ def test_a_triggered_deployment_run_completes_from_dvc_cache(nightly_run, servic
         f"{services.prefect_url}/api/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}}
     )
     skipped = [log["message"] for log in logs if "didn't change, skipping" in log["message"]]
-    assert len(skipped) == 7  # every stage, streamed from DVC into the run's logs
+    assert len(skipped) == 8  # every stage, streamed from DVC into the run's logs
     (artifact,) = api(
         f"{services.prefect_url}/api/artifacts/filter",
         {"artifacts": {"key": {"any_": ["rezero-pipeline"]}, "flow_run_id": {"any_": [flow_run["id"]]}}},

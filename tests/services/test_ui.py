@@ -49,7 +49,7 @@ def test_prefect_ui_shows_the_pipeline_run_metrics(nightly_run, services):
     dom = browse(
         f"{services.prefect_url}/artifacts/artifact/{artifact['id']}", OUTPUTS / "prefect-pipeline.png"
     )
-    assert "ReZero pipeline run" in dom and "evaluate/best_accuracy" in dom
+    assert "ReZero pipeline run" in dom and "evaluate/test_accuracy" in dom
 
 
 def test_prefect_ui_lists_the_deployments(deployments, services):

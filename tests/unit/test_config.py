@@ -50,6 +50,17 @@ def load(tmp_path, section: str, overrides: dict) -> object:
         ("index", {"backend": "solr"}, r"index\.backend: expected one of 'embedded', 'elasticsearch'"),
         ("index", {"mode": "sparse"}, r"index\.mode: expected one of 'bm25', 'dense', 'hybrid'"),
         ("synthesize", {"generator": "gpt"}, r"synthesize\.generator: expected one of 'published'"),
+        ("synthesize", {"dev_size": 0}, r"dev_size must be >= 1 \(checkpoints are chosen on dev\), got 0"),
+        ("warmstart", {"retry_share": 1.5}, "retry_share must be between 0 and 1, got 1.5"),
+        ("warmstart", {"dev_samples": -1}, "dev_samples must be >= 0"),
+        ("passrate", {"samples": 1}, r"samples must be >= 2 \(a pass rate between 0 and 1 needs two\)"),
+        ("passrate", {"questions": 0}, "questions must be >= 1 or null"),
+        ("passrate", {"min_questions": 0}, "min_questions must be >= 1"),
+        (
+            "train",
+            {"multi_objective_aggregation": "mean"},
+            r"train\.multi_objective_aggregation: expected one of 'sum_then_normalize', 'normalize_then_sum'",
+        ),
     ],
 )
 def test_bad_values_are_named_when_the_section_loads(tmp_path, section, overrides, message):
@@ -88,6 +99,7 @@ def test_the_paper_profile_builds_the_papers_grpo_lora_and_agent_settings(tmp_pa
     assert (grpo.per_device_train_batch_size, grpo.gradient_accumulation_steps) == (6, 1)
     assert grpo.bf16 and grpo.gradient_checkpointing and not grpo.use_vllm
     assert grpo.reward_weights == [4.0, 2.0, 1.0, 1.0, 1.0, 1.0]
+    assert grpo.multi_objective_aggregation == "sum_then_normalize"  # the weighted sum, as the paper
     lora = lora_config(paper["train"])
     assert (lora.r, lora.lora_alpha) == (64, 64)
     assert set(lora.target_modules) == {
@@ -108,6 +120,7 @@ def test_the_paper_profile_builds_the_papers_grpo_lora_and_agent_settings(tmp_pa
     )
     assert agent.result_chars is None and not agent.worked_example  # whole chunks, the paper's prompt
     assert paper["train"].model == "meta-llama/Llama-3.2-3B-Instruct" and not paper["warmstart"].enabled
+    assert not paper["passrate"].enabled  # the paper drew its questions from the whole training split
 
 
 def test_use_vllm_is_refused_because_nothing_would_use_the_engine(tmp_path):

@@ -20,7 +20,7 @@ import pytest
 
 from rezero.config import SynthesizeParams
 from rezero.errors import PipelineError
-from rezero.synthesis import generate_pairs, keep_grounded, split_train_test
+from rezero.synthesis import generate_pairs, keep_grounded, split_dev, split_train_test
 from rezero.synthesis.offline import pairs_for_chunk
 from rezero.synthesis.prompting import parse_reply
 from rezero.synthesis.questions import ask
@@ -266,6 +266,31 @@ class TestSplitTrainTest:
     def test_bad_input_raises_pipeline_error(self, records: list[Any], fraction: Any, message: str) -> None:
         with pytest.raises(PipelineError, match=re.escape(message)):
             split_train_test(records, fraction, 42)
+
+
+class TestSplitDev:
+    def test_paper_train_split_gives_254_train_and_32_dev_disjoint_from_each_other_and_test(self) -> None:
+        records = numbered_records(318)
+        train, test = split_train_test(records, 0.1, 42)
+        rest, dev = split_dev(train, 32, 42)
+        ids = [{r["id"] for r in part} for part in (rest, dev, test)]
+        assert [len(part) for part in ids] == [254, 32, 32]
+        assert not ids[0] & ids[1] and not ids[0] & ids[2] and not ids[1] & ids[2]
+        assert set.union(*ids) == {r["id"] for r in records}
+
+    def test_seeded_and_order_kept(self) -> None:
+        train = numbered_records(100)
+        assert split_dev(train, 10, 42) == split_dev(train, 10, 42)
+        assert split_dev(train, 10, 42)[1] != split_dev(train, 10, 7)[1]
+        rest, dev = split_dev(train, 10, 42)
+        assert rest == sorted(rest, key=train.index) and dev == sorted(dev, key=train.index)
+
+    @pytest.mark.parametrize("dev_size", [0, 20, 25])
+    def test_a_dev_split_that_leaves_no_training_question_is_refused_with_the_counts(
+        self, dev_size: int
+    ) -> None:
+        with pytest.raises(PipelineError, match=f"dev_size = {dev_size} .* training split has 20"):
+            split_dev(numbered_records(20), dev_size, 42)
 
 
 class TestParseReply:

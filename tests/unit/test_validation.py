@@ -191,9 +191,24 @@ class TestValidateQa:
         test[1]["question"] = train[0]["question"].upper()
         message = qa_error(train, test)
         assert (
-            "1 check(s) failed: 1 of 20 test records whose question is also in train: ids test-101."
-            in message
+            "1 check(s) failed: 1 of 20 held-out records whose question is also in train (or, for dev, in "
+            "test): ids test-101." in message
         )
+
+    def test_dev_split_passes_and_counts_towards_the_test_size(self):
+        train, test = make_splits(n_train=16)
+        dev = [make_record(i, "dev") for i in range(200, 202)]
+        validate_qa(train, test, 0.1, dev)  # 2 of 20 records in test, dev included in the total
+
+    @pytest.mark.parametrize("source", ["train", "test"])
+    def test_dev_question_also_in_train_or_test_is_leakage(self, source):
+        train, test = make_splits(n_train=16)
+        dev = [make_record(i, "dev") for i in range(200, 202)]
+        dev[1]["question"] = {"train": train, "test": test}[source][0]["question"]
+        with pytest.raises(PipelineError) as caught:
+            validate_qa(train, test, 0.1, dev)
+        assert "1 of 20 held-out records whose question is also in train" in str(caught.value)
+        assert "ids dev-201." in str(caught.value)
 
     def test_no_records_fail(self):
         assert "expected at least one QA record, got 0" in qa_error([], [])
@@ -219,7 +234,7 @@ class TestValidateQa:
             "records whose question is asked again in the same split: ids train-2, train-3",
             "records whose question contains the answer: ids train-4",
             "expected 2 test records (test_fraction 0.1 of 20), got 4",
-            "test records whose question is also in train: ids test-100",
+            "held-out records whose question is also in train (or, for dev, in test): ids test-100",
         ):
             assert part in message
 
