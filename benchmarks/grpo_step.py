@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rezero.runtime import configure_environment, setup_logging
+from rezero.runtime import configure_environment, matmul_gflops, setup_logging
 
 PHASES = (
     "generation",
@@ -53,20 +53,6 @@ PHASES = (
 def peak_rss_gib() -> float:
     """The process's peak resident set so far (VmHWM), in GiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def matmul_gflops(size: int = 2048, repeats: int = 8) -> float:
-    """Best fp32 GFLOP/s of a square matrix multiply, on the threads torch uses here."""
-    import torch
-
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e9
 
 
 class FlopModel:

@@ -1,4 +1,4 @@
-"""ReZero against the no-retry baseline over seeds, rebuilt from the files the runs left: the docs' results table.
+"""ReZero against the no-retry baseline over seeds, rebuilt from the files the runs left: the results table.
 
 Reads a folder of finished runs (`docs/results/<experiment>/<variant>-seed<seed>/summary.json` and
 `outcomes.jsonl`, written by `python flows/compare.py`, or by `rezero.comparison.save_run` after a `dvc exp

@@ -339,31 +339,35 @@ class WarmstartParams:
 class PassrateParams:
     enabled: bool = knob(
         True,
-        "Sample the policy GRPO starts from on training questions and train on those it answers right "
-        "sometimes but not always (stage `passrate`). Off: GRPO draws from all training questions.",
+        "Score the training questions with the policy GRPO starts from and train on those it likely answers "
+        "right sometimes but not always (stage `passrate`). Off: GRPO draws from all training questions.",
     )
     questions: int | None = knob(
-        96, "Training questions sampled (a seeded subset; null: all but the warm start's demonstrations)."
+        None, "Training questions scored (a seeded subset; null: all but the warm start's demonstrations)."
     )
-    samples: int = knob(4, "Sampled episodes per question, at train.temperature.")
-    batch_questions: int = knob(16, "Questions per sampling batch (x samples episodes generated together).")
+    min_logprob: float = knob(
+        -5.0,
+        "Lowest log-probability of the gold answer after the expert episode for a question to count as "
+        "sometimes right (docs/design.md: the band's questions mostly had a sampled pass rate in (0, 1)).",
+    )
+    max_logprob: float = knob(-0.1, "Highest: above it the answer is all but certain, so always right.")
     min_questions: int = knob(
         12,
         "Fewer qualifying questions than this: GRPO's questions are filled up with others drawn at random, "
         "with a warning.",
     )
-    seed: int = knob(42, "Seed of the subset, the sampling and the fill-up.")
+    seed: int = knob(42, "Seed of the subset, the expert episodes' think texts and the fill-up.")
 
     def __post_init__(self) -> None:
-        for name in ("batch_questions", "min_questions"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.samples < 2:
-            raise ValueError(
-                f"samples must be >= 2 (a pass rate between 0 and 1 needs two), got {self.samples}"
-            )
+        if self.min_questions < 1:
+            raise ValueError(f"min_questions must be >= 1, got {self.min_questions}")
         if self.questions is not None and self.questions < 1:
             raise ValueError(f"questions must be >= 1 or null (all), got {self.questions}")
+        if not self.min_logprob < self.max_logprob <= 0:
+            raise ValueError(
+                f"need min_logprob < max_logprob <= 0 (log-probabilities), got {self.min_logprob} and "
+                f"{self.max_logprob}"
+            )
 
 
 def _require_finite_non_negative(value: Any, what: str) -> None:

@@ -5,12 +5,15 @@ never answers correctly (or always does) gives the correctness reward no varianc
 step trains on the side rewards alone (format, retry, em_chunk, strategy, diversity). Drawn at random, most
 training questions are never answered correctly by the warm start.
 
-So the `passrate` stage samples the policy GRPO starts from (the warm start) `samples` times on a seeded
-subset of the training questions, at the training temperature, with the training agent loop and judge, and
-records how many runs each question got right. `train` then draws its questions from those answered right
-sometimes but not always (`select_questions`), the estimate DAPO's dynamic sampling makes online, made once
-here and shared by every variant and seed (DVC caches the stage). Questions the warm start demonstrated are
-left out: GRPO should generalise, not replay the demonstrations.
+Sampling the policy several times per question measures its pass rate directly but costs minutes per few
+dozen questions on a CPU. The `passrate` stage instead scores every candidate question with one forward pass:
+the log-probability the policy gives the gold answer after the expert's own episode (the question's words
+searched, or a retry when those results miss it, then "Based on result N, ..."; rezero/warmstart.py). Measured
+against 8 sampled episodes per question (docs/design.md), questions with a log-probability of about -5 or
+more were answered right sometimes but not always in 12 of 13 cases, those far below almost never.
+`train` then draws its questions from that band (`select_questions`), the estimate DAPO's dynamic sampling
+makes online, made once here and shared by every variant and seed (DVC caches the stage). Questions the warm
+start demonstrated are left out: GRPO should generalise, not replay the demonstrations.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from rezero.agent import SearchEnvironment, run_episodes
+from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory
+from rezero.demonstrations import expert_episode
 from rezero.errors import PipelineError
-from rezero.judges import Judge
 
 log = logging.getLogger(__name__)
+ANSWER_OPEN = "<answer>"
 
 
 def check_question_budget(train_questions: int, warmstart_episodes: int, min_questions: int) -> None:
@@ -43,59 +47,81 @@ def candidate_questions(records: Sequence[dict], demonstrated: set[str]) -> list
     return [r for r in records if r["id"] not in demonstrated]
 
 
-def sample_pass_rates(
-    model: Any,
-    tokenizer: Any,
-    env: SearchEnvironment,
-    records: Sequence[dict],
-    judge: Judge,
-    *,
-    samples: int,
-    temperature: float,
-    batch_questions: int,
+def expert_for(record: dict, template: ChatTemplate, env: SearchEnvironment, seed: int) -> Trajectory | None:
+    """The episode the warm start was taught to play for `record`: one search, or a retry when the first
+    results miss the answer; None when neither shows it."""
+    rng = random.Random(f"{seed}:{record['id']}")
+    return expert_episode(record, template, env, rng) or expert_episode(
+        record, template, env, rng, retry=True
+    )
+
+
+def answer_logprob(model: Any, template: ChatTemplate, episode: Trajectory) -> float:
+    """The log-probability `model` gives the answer it is taught to write, after the episode's searches,
+    results and answer think: the tokens after `<answer>` in the last turn, to its end."""
+    import torch
+
+    ids = episode.prompt_ids + episode.completion_ids
+    mask = [0] * len(episode.prompt_ids) + episode.env_mask
+    end = max(i for i, own in enumerate(mask) if own)  # the last turn's last sampled-kind token
+    start = end
+    while mask[start - 1]:
+        start -= 1
+    turn = ids[start : end + 1]
+    opened = next(i for i in range(len(turn)) if ANSWER_OPEN in template.tokenizer.decode(turn[: i + 1]))
+    with torch.no_grad():
+        logits = model(torch.tensor([ids[: end + 1]])).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    positions = range(start + opened + 1, end + 1)
+    return float(sum(logprobs[p - 1, ids[p]] for p in positions))
+
+
+def score_questions(
+    model: Any, tokenizer: Any, env: SearchEnvironment, records: Sequence[dict], seed: int
 ) -> list[dict[str, Any]]:
-    """`samples` sampled episodes per record, `batch_questions` records per batch; per record its id, the
-    runs judged correct, the runs, and the runs that searched twice or more."""
+    """Per record: its id and the answer's log-probability under `model` after the expert episode (None
+    when no expert episode shows the answer), and whether that episode retried."""
     from tqdm import tqdm
 
+    template = ChatTemplate(tokenizer, env.params.worked_example)
     rows = []
-    batches = range(0, len(records), batch_questions)
-    for start in tqdm(batches, desc="sampling pass rates", unit="batch"):
-        batch = records[start : start + batch_questions]
-        questions = [r["question"] for r in batch for _ in range(samples)]
-        episodes = run_episodes(model, tokenizer, env, questions, temperature=temperature)
-        for i, record in enumerate(batch):
-            mine = episodes[i * samples : (i + 1) * samples]
-            rows.append(
-                {
-                    "id": record["id"],
-                    "correct": sum(
-                        t.answer is not None and judge(record["question"], t.answer, record["answer"])
-                        for t in mine
-                    ),
-                    "samples": samples,
-                    "retried": sum(len(t.queries) >= 2 for t in mine),
-                }
-            )
+    for record in tqdm(records, desc="scoring training questions", unit="question"):
+        episode = expert_for(record, template, env, seed)
+        rows.append(
+            {
+                "id": record["id"],
+                "answer_logprob": None
+                if episode is None
+                else round(answer_logprob(model, template, episode), 4),
+                "retry": episode is not None and len(episode.queries) > 1,
+            }
+        )
     return rows
 
 
-def is_informative(row: dict[str, Any]) -> bool:
-    """Answered right in some runs and wrong in others: the pass rate is strictly between 0 and 1."""
-    return 0 < row["correct"] < row["samples"]
+def is_informative(row: dict[str, Any], min_logprob: float, max_logprob: float) -> bool:
+    """Likely answered right sometimes but not always: the gold answer's log-probability in the band."""
+    value = row.get("answer_logprob")
+    return value is not None and min_logprob <= value <= max_logprob
 
 
 def select_questions(
-    candidates: Sequence[dict], rates: Sequence[dict[str, Any]], min_questions: int, seed: int
+    candidates: Sequence[dict],
+    scores: Sequence[dict[str, Any]],
+    *,
+    min_logprob: float,
+    max_logprob: float,
+    min_questions: int,
+    seed: int,
 ) -> tuple[list[dict], dict[str, Any]]:
-    """GRPO's questions: the candidates whose sampled pass rate is strictly between 0 and 1. When fewer than
-    `min_questions` qualify, the rest is filled with other candidates drawn at random (seeded), with a
-    warning. Returns the questions and what was chosen (counts and whether it fell back)."""
-    informative = {row["id"] for row in rates if is_informative(row)}
+    """GRPO's questions: the candidates whose answer log-probability is in [min_logprob, max_logprob]. When
+    fewer than `min_questions` qualify, the rest is filled with other candidates drawn at random (seeded),
+    with a warning. Returns the questions and what was chosen (counts and whether it fell back)."""
+    informative = {row["id"] for row in scores if is_informative(row, min_logprob, max_logprob)}
     chosen = [r for r in candidates if r["id"] in informative]
     info: dict[str, Any] = {
         "candidates": len(candidates),
-        "sampled": len(rates),
+        "scored": len(scores),
         "informative": len(chosen),
         "fallback": len(chosen) < min_questions,
     }
@@ -104,27 +130,15 @@ def select_questions(
         random.Random(seed).shuffle(others)
         chosen += others[: max(0, min_questions - len(chosen))]
         log.warning(
-            "only %d of the %d sampled training questions have a pass rate strictly between 0 and 1 (below "
-            "passrate.min_questions = %d): filling GRPO's questions with %d drawn at random, whose groups "
-            "mostly score correctness alike",
+            "only %d of the %d scored training questions are likely right sometimes but not always (answer "
+            "log-probability in [%g, %g]; passrate.min_questions = %d): filling GRPO's questions with %d "
+            "drawn at random, whose groups mostly score correctness alike",
             info["informative"],
-            len(rates),
+            len(scores),
+            min_logprob,
+            max_logprob,
             min_questions,
             len(chosen) - info["informative"],
         )
     info["questions"] = len(chosen)
     return chosen, info
-
-
-def summarise(rates: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """What the stage measured: questions sampled, their mean pass rate, how many are informative (and
-    never or always right), and the share of sampled runs that searched twice."""
-    runs = sum(row["samples"] for row in rates) or 1
-    return {
-        "questions_sampled": len(rates),
-        "mean_pass_rate": sum(row["correct"] for row in rates) / runs,
-        "informative": sum(is_informative(row) for row in rates),
-        "never_right": sum(row["correct"] == 0 for row in rates),
-        "always_right": sum(row["correct"] == row["samples"] for row in rates),
-        "second_search_share": sum(row["retried"] for row in rates) / runs,
-    }

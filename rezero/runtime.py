@@ -140,3 +140,20 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 8) -> float:
+    """Best fp32 GFLOP/s of a square matrix multiply on the threads torch uses here: the machine's speed,
+    printed beside every timing (machines of one kind differ up to 2x)."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9

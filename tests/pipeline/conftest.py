@@ -12,11 +12,10 @@ import yaml
 from tests.conftest import copy_project
 
 # The smallest training that still saves a checkpoint each step: the raw model (no warm start) with the
-# worked example, pass rates from 2 samples of 2 questions, 5 steps of 2 rollouts of 2 turns of 16 tokens.
+# worked example, 4 questions scored for GRPO, 5 steps of 2 rollouts of 2 turns of 16 tokens.
 TINY_TRAINING = {
     "warmstart.enabled": False,
-    "passrate.questions": 2,
-    "passrate.samples": 2,
+    "passrate.questions": 4,
     "passrate.min_questions": 1,
     "agent.worked_example": True,
     "agent.max_turns": 2,

@@ -77,7 +77,7 @@ def run_es_script(command: str) -> None:
 
 
 # The smallest run that still trains and evaluates the real 135M model: a warm start of one step on 4
-# episodes measured greedily on 4 dev questions, pass rates from 2 samples of 2 questions, 2 GRPO steps, a
+# episodes measured greedily on 4 dev questions, 4 questions scored for GRPO, 2 GRPO steps, a
 # checkpoint each, 2 rollouts of 2 turns of 16 tokens, 2 dev and 2 test questions. Each warm start, train or
 # evaluate takes 1-3 minutes on 2 cores.
 TINY = {
@@ -86,8 +86,7 @@ TINY = {
     "warmstart.min_episodes": 4,
     "warmstart.dev_samples": 0,
     "warmstart.epochs": 1.0,
-    "passrate.questions": 2,
-    "passrate.samples": 2,
+    "passrate.questions": 4,
     "passrate.min_questions": 1,
     "train.max_steps": 2,
     "train.save_steps": 1,

@@ -53,7 +53,8 @@ def load(tmp_path, section: str, overrides: dict) -> object:
         ("synthesize", {"dev_size": 0}, r"dev_size must be >= 1 \(checkpoints are chosen on dev\), got 0"),
         ("warmstart", {"retry_share": 1.5}, "retry_share must be between 0 and 1, got 1.5"),
         ("warmstart", {"dev_samples": -1}, "dev_samples must be >= 0"),
-        ("passrate", {"samples": 1}, r"samples must be >= 2 \(a pass rate between 0 and 1 needs two\)"),
+        ("passrate", {"min_logprob": 0.0}, r"need min_logprob < max_logprob <= 0"),
+        ("passrate", {"max_logprob": 0.5}, r"need min_logprob < max_logprob <= 0"),
         ("passrate", {"questions": 0}, "questions must be >= 1 or null"),
         ("passrate", {"min_questions": 0}, "min_questions must be >= 1"),
         (
