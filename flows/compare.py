@@ -48,8 +48,8 @@ def run_experiment(project: str, name: str, set_args: list[str]) -> None:
 
 
 @task(task_run_name="comparison figure")
-def comparison_figure(experiment: str, name: str, table: dict[str, Any]) -> reports.MlflowRun:
-    """Every ReZero and baseline run of the experiment (each seed) on the same axes, logged as
+def comparison_figure(experiment: str, name: str, results: str, table: dict[str, Any]) -> reports.MlflowRun:
+    """Every ReZero and baseline run recorded in `results` (each seed) on the same axes, logged as
     `comparison.png` of a new MLflow run `name` (tagged kind=comparison), with the over-seeds table
     (`comparison.json`, `comparison.md`) and its headline numbers as metrics."""
     import mlflow
@@ -58,13 +58,8 @@ def comparison_figure(experiment: str, name: str, table: dict[str, Any]) -> repo
     from rezero.figures import by_step_figure
 
     tracking.connect(experiment)
-    curves = {
-        f"{r.data.tags['variant']}, seed {r.data.params.get('train.seed', '?')}": tracking.metric_history(
-            r.info.run_id, ("accuracy", "searches_per_question")
-        )
-        for r in tracking.evaluated_runs(experiment)
-    }
-    figure = by_step_figure(curves, "ReZero vs. the no-retry baseline, by checkpoint")
+    runs = comparison.load_runs(Path(results))
+    figure = by_step_figure(comparison.curves(runs), "ReZero vs. the no-retry baseline, by checkpoint")
     with mlflow.start_run(run_name=name, tags={"kind": "comparison"}) as run:
         tracking.log_figure(run.info.run_id, figure, reports.COMPARISON_FIGURE)
         mlflow.log_dict(table, "comparison.json")
@@ -130,7 +125,7 @@ def compare(
             comparison.save_run(project, results)
     table = comparison_table(str(results))
     experiment = params["tracking"]["experiment"]
-    figure = comparison_figure(experiment, f"{prefix}-comparison", table)
+    figure = comparison_figure(experiment, f"{prefix}-comparison", str(results), table)
     create_markdown_artifact(
         reports.comparison_report(rows, comparison.markdown(table), figure),
         key="rezero-comparison",

@@ -67,8 +67,13 @@ def find_mlflow_run(project: Path) -> MlflowRun:
     """The training's MLflow run (from checkpoints/run.json) and its experiment; asks the tracking store."""
     from mlflow.tracking import MlflowClient
 
+    from rezero import tracking
+    from rezero.redaction import MASK
+
     run = read_json(project / RUN_FILE)
     uri = run["tracking_uri"]
+    if MASK in uri:  # stored redacted: the store's credentials are in this process's environment
+        uri = tracking.tracking_uri()
     experiment_id = MlflowClient(uri).get_run(run["mlflow_run_id"]).info.experiment_id
     return MlflowRun(run_id=run["mlflow_run_id"], experiment_id=experiment_id, tracking_uri=uri)
 

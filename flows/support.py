@@ -27,6 +27,7 @@ from flows import reports
 from rezero.config import SECTIONS, RewardParams
 from rezero.errors import PipelineError
 from rezero.io import atomic_write_text
+from rezero.redaction import authorized_request, redact_url
 
 START_HINT = "Start it with `bash infra/services.sh start`"
 # Output that marks a failure worth retrying: a busy DVC lock or a service that did not answer. Anything
@@ -228,21 +229,23 @@ def set_param_args(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> l
 
 
 def check_url(url: str, service: str, unset_hint: str) -> None:
-    """Fail with the URL and the command that starts the server when `url` (a health endpoint) is down."""
+    """Fail with the (redacted) URL and the command that starts the server when `url` (a health endpoint)
+    is down; credentials in the URL are sent as a header."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(authorized_request(url), timeout=5) as response:
             response.read()
     except (urllib.error.URLError, TimeoutError, OSError) as err:
-        base = url.rsplit("/", 1)[0]
+        base = redact_url(url.rsplit("/", 1)[0])
         raise PipelineError(
             f"{service} server at {base} is unreachable ({err}). {START_HINT}, or {unset_hint}."
         ) from err
 
 
 def check_mlflow() -> None:
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    if uri.startswith(("http://", "https://")):
-        check_url(f"{uri.rstrip('/')}/health", "MLflow", "unset MLFLOW_TRACKING_URI to use the local store")
+    from rezero import tracking
+
+    if os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http://", "https://")):
+        tracking.check_server(tracking.tracking_uri())
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=is_transient)

@@ -135,12 +135,20 @@ class SearchEnvironment:
 
 
 class ChatTemplate:
-    """Prompt ids and the injected segment for any chat template, found by rendering and diffing it."""
+    """Prompt ids and the injected segment for any chat template, found by rendering it around markers.
+
+    The template's own parts are encoded with their special tokens; the question and the search results are
+    encoded as plain text (`split_special_tokens`), so a question or a document holding `<|im_end|>` or
+    `<|im_start|>assistant` stays characters and can never open or close a turn."""
 
     def __init__(self, tokenizer: Any, worked_example: bool = False) -> None:
         self.tokenizer = tokenizer
         self.worked_example = worked_example
-        marker_a, marker_i = "\u0001A\u0001", "\u0001I\u0001"
+        marker_q, marker_a, marker_i = "\u0001Q\u0001", "\u0001A\u0001", "\u0001I\u0001"
+        prompt = tokenizer.apply_chat_template(
+            prompt_messages(marker_q, worked_example), tokenize=False, add_generation_prompt=True
+        )
+        self.prompt_head, self.prompt_tail = prompt.split(marker_q, 1)
         rendered = tokenizer.apply_chat_template(
             [
                 *prompt_messages("q", worked_example),
@@ -155,11 +163,17 @@ class ChatTemplate:
         self.end_of_turn_ids = end_of_turn_ids(tokenizer)
         self.end_of_turn_text = tokenizer.decode(self.end_of_turn_ids[0])
 
-    def prompt_ids(self, question: str) -> list[int]:
-        text = self.tokenizer.apply_chat_template(
-            prompt_messages(question, self.worked_example), tokenize=False, add_generation_prompt=True
-        )
+    def template_ids(self, text: str) -> list[int]:
+        """The chat template's own text, its special tokens as control tokens."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def text_ids(self, text: str) -> list[int]:
+        """User or document text: special-token strings in it are encoded as the characters they are."""
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+    def prompt_ids(self, question: str) -> list[int]:
+        head, tail = self.template_ids(self.prompt_head), self.template_ids(self.prompt_tail)
+        return head + self.text_ids(question) + tail
 
     def injection_ids(self, information: str, model_closed_turn: bool) -> list[int]:
         """The ids between the model's turn and its next turn: end of turn (unless the model wrote it),
@@ -167,7 +181,33 @@ class ChatTemplate:
         head = self.head
         if model_closed_turn and head.startswith(self.end_of_turn_text):
             head = head[len(self.end_of_turn_text) :]
-        return self.tokenizer(head + information + self.tail, add_special_tokens=False)["input_ids"]
+        return self.template_ids(head) + self.text_ids(information) + self.template_ids(self.tail)
+
+
+def check_questions(
+    records: Sequence[dict], source: str, template: ChatTemplate, max_tokens: int, fields: Sequence[str]
+) -> None:
+    """Refuse in one line, naming `source` and the rows, a set without questions, rows without a non-empty
+    string in each of `fields`, and questions longer than `max_tokens` (the episode's budget,
+    `agent.max_trajectory_tokens`: a question longer than a whole episode cannot be searched for)."""
+    from rezero.errors import PipelineError
+
+    if not records:
+        raise PipelineError(f"{source}: no questions; give a JSONL file with `question` and `answer` rows.")
+    empty = [n for n, r in enumerate(records, 1) if not all(_text(r.get(k)) for k in fields)]
+    if empty:
+        named = " and ".join(f"`{k}`" for k in fields)
+        raise PipelineError(f"{source}: rows {empty[:10]} lack a non-empty {named} string.")
+    long = [n for n, r in enumerate(records, 1) if len(template.text_ids(r["question"])) > max_tokens]
+    if long:
+        raise PipelineError(
+            f"{source}: the questions of rows {long[:10]} are longer than {max_tokens} tokens "
+            "(agent.max_trajectory_tokens); shorten them."
+        )
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def end_of_turn_ids(tokenizer: Any) -> list[int]:

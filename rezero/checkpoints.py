@@ -7,6 +7,8 @@ stages/warmstart.py); read by `evaluate`, the `rezero` command and the flows. No
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from rezero.errors import PipelineError
@@ -60,18 +62,7 @@ def check_adapters(folders: list[Path]) -> None:
     """Refuse, before any scoring, checkpoints whose adapter cannot be loaded: a missing or unreadable
     adapter_config.json, or adapter_model.safetensors missing, truncated or corrupt (every tensor is read,
     without a model). One error names each bad folder."""
-    from safetensors import SafetensorError, safe_open
-
-    bad = []
-    for folder in folders:
-        weights = Path(folder) / "adapter_model.safetensors"
-        try:
-            read_json(Path(folder) / "adapter_config.json")
-            with safe_open(str(weights), framework="pt") as tensors:
-                for name in tensors.keys():  # noqa: SIM118 (safe_open has no __iter__)
-                    tensors.get_tensor(name)
-        except (PipelineError, SafetensorError, OSError, ValueError) as err:
-            bad.append(f"{folder} ({str(err).splitlines()[0][:120]})")
+    bad = [f"{folder} ({problem})" for folder in folders if (problem := adapter_problem(folder))]
     if bad:
         raise PipelineError(
             f"cannot load the adapter of {'; '.join(bad)}. Nothing was evaluated. Remove the bad folder(s) "
@@ -83,3 +74,44 @@ def demonstrated_questions(folder: str | Path) -> set[str]:
     """The ids of the training questions the warm start demonstrated (none without a warm start)."""
     manifest = Path(folder) / WARMSTART_FILE
     return set(read_json(manifest).get("demonstrated_ids", [])) if manifest.is_file() else set()
+
+
+def adapter_problem(folder: str | Path) -> str | None:
+    """Why the LoRA adapter in `folder` cannot be loaded (its config unreadable, its weights missing,
+    truncated or corrupt: every tensor is read, without a model), or None when it can."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        read_json(Path(folder) / "adapter_config.json")
+        with safe_open(str(Path(folder) / "adapter_model.safetensors"), framework="pt") as tensors:
+            for name in tensors.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                tensors.get_tensor(name)
+    except (PipelineError, SafetensorError, OSError, ValueError) as err:
+        return str(err).splitlines()[0][:120]
+    return None
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why a training checkpoint cannot be resumed from or called finished: its trainer state missing or
+    unreadable (TRL writes it last), or its adapter unloadable; None when it is whole."""
+    state = Path(folder) / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json: the save did not complete"
+    try:
+        read_json(state)
+    except PipelineError as err:
+        return str(err)
+    return adapter_problem(folder)
+
+
+def adapter_fingerprint(folder: str | Path) -> str:
+    """What an adapter is, not where or when it was made: its weights' bytes and its config without the
+    base model's cache path (which names the machine's install), target modules sorted (PEFT writes a set
+    in process order). Equal for a warm start re-run bit for bit."""
+    folder = Path(folder)
+    config = read_json(folder / "adapter_config.json")
+    config.pop("base_model_name_or_path", None)
+    config["target_modules"] = sorted(config.get("target_modules") or [])
+    digest = hashlib.sha256((folder / "adapter_model.safetensors").read_bytes())
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    return digest.hexdigest()

@@ -29,6 +29,17 @@ IndexOption = Annotated[Path, typer.Option(help="Index folder written by the `in
 ParamsOption = Annotated[Path, typer.Option(help="Parameters file (agent, train.model, rewards).")]
 
 
+def _checked(records: list[dict], source: str, params_path: Path, fields: tuple[str, ...]) -> None:
+    """Refuse bad questions (rezero/agent.py `check_questions`) before any model loads."""
+    from rezero.agent import ChatTemplate, check_questions
+    from rezero.config import load_section
+    from rezero.models import load_tokenizer
+
+    train, agent = load_section("train", params_path), load_section("agent", params_path)
+    template = ChatTemplate(load_tokenizer(train.model), agent.worked_example)
+    check_questions(records, source, template, agent.max_trajectory_tokens, fields)
+
+
 def _load(checkpoint: Path | None, index: Path, params_path: Path):
     from rezero.agent import SearchEnvironment
     from rezero.config import load_section
@@ -65,6 +76,7 @@ def ask(
         raise PipelineError(
             'the question is empty; ask something, e.g. rezero ask "What failed on Apollo 13?"'
         )
+    _checked([{"question": question}], "the question", params, ("question",))
     experiment = load_section("tracking", params).experiment
     if trace:
         tracking.connect(experiment)  # an unreachable server fails now, before the model loads
@@ -101,18 +113,18 @@ def evaluate(
 ) -> None:
     """Accuracy, searches per question, retry share, em_chunk rate and each reward's mean on a QA file."""
     from rezero.config import load_section
-    from rezero.evaluation import evaluate_policy
+    from rezero.evaluation import policy_metrics, run_policy
     from rezero.io import read_jsonl, write_json
     from rezero.rewards import reward_funcs_for
 
     records = read_jsonl(qa)
-    bad = [i for i, r in enumerate(records, 1) if not r.get("question") or not r.get("answer")]
-    if bad:
-        raise PipelineError(f"{qa}: lines {bad[:10]} lack a non-empty `question` or `answer`.")
+    _checked(records, str(qa), params, ("question", "answer"))
     reward_funcs = reward_funcs_for(load_section("rewards", params))
     model, tokenizer, env = _load(checkpoint, index, params)
     settings = load_section("evaluate", params)
-    metrics, _, _ = evaluate_policy(model, tokenizer, env, records, reward_funcs, settings)
+    metrics = policy_metrics(
+        run_policy(model, tokenizer, env, records, reward_funcs, settings), reward_funcs[0]
+    )
     metrics.setdefault("em_chunk_rate", None)  # null: not available, the QA file names no gold chunks
     typer.echo(json.dumps(metrics, indent=2))
     if out:

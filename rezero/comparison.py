@@ -33,6 +33,14 @@ VARIANTS = ("rezero", "no_retry")  # the paper's method and its baseline (reward
 OUTCOME_KEYS = ("correct", "retried", "searches")  # per question: accuracy, retry share, searches
 
 
+def outcomes_at(outcomes: Sequence[dict[str, Any]], step: int, split: str) -> dict[str, dict[str, Any]]:
+    """Each question's outcome (by id) under the model of `step` on `split`: step 0 is the warm start, or
+    the raw model when there was none (`outcome_rows` in rezero/evaluation.py)."""
+    rows = [r for r in outcomes if r["split"] == split and r["step"] == step]
+    warm_started = any(r["model"] != "base" for r in rows)
+    return {r["id"]: r for r in rows if r["model"] != "base" or not warm_started}
+
+
 @dataclass
 class RunResult:
     """One finished training and its evaluation: variant, seed, the stages' summaries, every outcome."""
@@ -45,9 +53,7 @@ class RunResult:
 
     def at_step(self, step: int, split: str = "test") -> dict[str, dict[str, Any]]:
         """Each question's outcome (by id) under the model of `step` on `split`; step 0 is the warm start."""
-        rows = [r for r in self.outcomes if r["split"] == split and r["step"] == step]
-        warm_started = any(r["model"] != "base" for r in rows)
-        return {r["id"]: r for r in rows if r["model"] != "base" or not warm_started}
+        return outcomes_at(self.outcomes, step, split)
 
     @property
     def chosen(self) -> dict[str, dict[str, Any]]:
@@ -150,6 +156,23 @@ def variant_summary(runs: dict[int, RunResult], ids: list[str]) -> dict[str, Any
         "train_last_quarter_searches_per_rollout": train_mean("last_quarter_searches_per_rollout"),
         "train_correctness_varied_share": train_mean("correctness_varied_share"),
     }
+
+
+def curves(runs: Sequence[RunResult], split: str = "test") -> dict[str, dict[int, dict[str, float]]]:
+    """Each run's accuracy and searches per question by step on `split` (step 0: the warm start), labelled
+    "<variant>, seed <seed>", for rezero/figures.py."""
+    found = {}
+    for run in sorted(runs, key=lambda r: (r.variant != "rezero", r.seed)):
+        steps = sorted({row["step"] for row in run.outcomes if row["split"] == split})
+        by_step = {}
+        for step in steps:
+            rows = list(run.at_step(step, split).values())
+            by_step[step] = {
+                "accuracy": pystats.fmean(row["correct"] for row in rows),
+                "searches_per_question": pystats.fmean(row["searches"] for row in rows),
+            }
+        found[f"{run.variant}, seed {run.seed}"] = by_step
+    return found
 
 
 def compare(runs: Sequence[RunResult]) -> dict[str, Any]:

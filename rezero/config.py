@@ -223,9 +223,11 @@ class TrainParams:
         "as one batch. Smaller: less memory. null: all of a step's episodes in one pass.",
     )
     temperature: float = knob(0.9, "Sampling temperature of rollouts (paper: 0.9).")
-    beta: float = knob(0.04, "KL coefficient against the base model (paper: 0.04).")
+    beta: float = knob(
+        0.0, "KL coefficient against the reference, the warm start (paper: 0.04); 0 skips the reference pass."
+    )
     multi_objective_aggregation: Literal["sum_then_normalize", "normalize_then_sum"] = knob(
-        "sum_then_normalize",
+        "normalize_then_sum",
         "How TRL combines the six rewards: 'sum_then_normalize' (weighted sum, then the group's scaling; the "
         "paper's) or 'normalize_then_sum' (GDPO: each reward normalised within the group first, so a rare "
         "reward such as correctness keeps its own signal).",
@@ -306,7 +308,7 @@ class WarmstartParams:
         "Expert episodes to train on, at most (each: a search or two, their real results, the gold answer).",
     )
     retry_share: float = knob(
-        0.25,
+        0.5,
         "Share of the expert episodes that demonstrate a retry: the first search does not show the answer, a "
         "second one with other words from the gold passage does (0: single searches only).",
     )
@@ -348,7 +350,7 @@ class PassrateParams:
     min_logprob: float = knob(
         -5.0,
         "Lowest log-probability of the gold answer after the expert episode for a question to count as "
-        "sometimes right (docs/design.md: the band's questions mostly had a sampled pass rate in (0, 1)).",
+        "sometimes right (docs/results.md: the band's questions mostly had a sampled pass rate in (0, 1)).",
     )
     max_logprob: float = knob(-0.1, "Highest: above it the answer is all but certain, so always right.")
     min_questions: int = knob(
@@ -451,7 +453,9 @@ class RewardParams:
 
 @dataclass
 class EvaluateParams:
-    max_questions: int | None = knob(32, "Evaluate on the first N test questions (null: all; paper: 32).")
+    max_questions: int | None = knob(
+        32, "Evaluate on the first N dev and N test questions (null: all; paper: 32 test questions)."
+    )
     samples: int = knob(1, "Sampled runs per question for pass@k / maj@k (1: greedy only).")
     temperature: float = knob(0.7, "Temperature of the sampled runs.")
     overfit_margin: float = knob(
@@ -459,6 +463,12 @@ class EvaluateParams:
     )
     sample_trajectories: int = knob(8, "Trajectories per checkpoint written to the samples file.")
     seed: int = knob(42, "Seed of the sampled runs.")
+
+    def __post_init__(self) -> None:
+        if self.max_questions is not None and self.max_questions < 1:
+            raise ValueError(f"max_questions must be >= 1 or null (all), got {self.max_questions}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
 
 
 @dataclass

@@ -125,7 +125,7 @@ def _tokens(text: str) -> set[str]:
 
 
 def _turn_ids(template: ChatTemplate, text: str) -> list[int]:
-    return template.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return template.text_ids(text)  # a question's words or a gold answer never become control tokens
 
 
 def _shown_in_last_search(episode: Trajectory, answer: str) -> int | None:
@@ -181,45 +181,54 @@ def build_expert_set(
     seed: int,
 ) -> ExpertSet:
     """Up to `episodes` demonstrations from `records` in a seeded order: `round(episodes * retry_share)` of
-    them retries (questions whose first search does not show the answer), the rest single searches."""
+    them retries (questions whose first search does not show the answer), the rest single searches. Too few
+    retries possible (a short window or token budget): single searches take their place, with a warning."""
     rng = random.Random(seed)
     order = list(records)
     rng.shuffle(order)
     want_retries = round(episodes * retry_share)
-    single: list[tuple[dict, Trajectory]] = []
-    retried: list[tuple[dict, Trajectory]] = []
-    skipped = 0
-    for record in order:
+    single: list[tuple[int, Trajectory]] = []  # (position in `order`, episode)
+    retried: list[tuple[int, Trajectory]] = []
+    tried: set[int] = set()
+    for i, record in enumerate(order):
         if len(single) + len(retried) >= episodes:
             break
+        tried.add(i)
         episode = (
             expert_episode(record, template, env, rng) if len(single) < episodes - want_retries else None
         )
         if episode is not None:
-            single.append((record, episode))
+            single.append((i, episode))
             continue
         episode = (
             expert_episode(record, template, env, rng, retry=True) if len(retried) < want_retries else None
         )
         if episode is not None:
-            retried.append((record, episode))
-        else:
-            skipped += 1
+            retried.append((i, episode))
     if len(retried) < want_retries:
         log.warning(
             "warm start: %d retry demonstrations of the %d asked (warmstart.retry_share %.2f): too few "
-            "training questions whose second search shows the answer",
+            "training questions whose second search shows the answer; single searches fill their place",
             len(retried),
             want_retries,
             retry_share,
         )
-    chosen = sorted(single + retried, key=lambda pair: order.index(pair[0]))
+        used = {i for i, _ in single + retried}
+        for i, record in enumerate(order):
+            if len(single) + len(retried) >= episodes:
+                break
+            if i not in used:
+                tried.add(i)
+                episode = expert_episode(record, template, env, rng)
+                if episode is not None:
+                    single.append((i, episode))
+    chosen = sorted(single + retried, key=lambda pair: pair[0])
     return ExpertSet(
         episodes=[episode for _, episode in chosen],
-        records=[record for record, _ in chosen],
+        records=[order[i] for i, _ in chosen],
         counts={
             "questions": len(records),
-            "skipped": skipped,
+            "skipped": len(tried) - len(chosen),
             "episodes": len(chosen),
             "retry_episodes": len(retried),
         },

@@ -30,13 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from rezero import statistics, tracking
-from rezero.agent import SearchEnvironment, Trajectory, run_episodes
+from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory, check_questions, run_episodes
 from rezero.checkpoints import CHECKPOINT_PREFIX, RUN_FILE, check_adapters, checkpoint_dirs, checkpoint_step
+from rezero.comparison import outcomes_at
 from rezero.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
 from rezero.errors import PipelineError
 from rezero.figures import by_step_figure
 from rezero.io import atomic_directory, read_json
 from rezero.judges import normalize_answer
+from rezero.models import load_tokenizer
 from rezero.retrieval import open_retriever
 from rezero.rewards import reward_funcs_for, score_episodes
 from rezero.traces import flush as flush_traces
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 BY_STEP_FIGURE = "figures/by_step.png"  # in the training's MLflow run: accuracy and searches by step
 OUTCOMES_ARTIFACT = "evaluation/outcomes.jsonl"  # in the training's MLflow run: every question's outcome
 SPLITS = ("dev", "test")  # checkpoints are chosen on dev and reported on test
+QA_FIELDS = ("question", "answer")
 
 
 @dataclass
@@ -131,20 +134,6 @@ def policy_metrics(run: PolicyRun, correctness: Callable) -> dict[str, float]:
     if run.sampled:
         metrics.update(sampled_metrics(run, correctness))
     return metrics
-
-
-def evaluate_policy(
-    model: Any,
-    tokenizer: Any,
-    env: SearchEnvironment,
-    records: list[dict],
-    reward_funcs: list,
-    params: EvaluateParams,
-) -> tuple[dict[str, float], list[Trajectory], dict[str, list[float]]]:
-    """Greedy accuracy and behaviour on `records`; sampled accuracy, pass@k and maj@k too when
-    `params.samples` > 1. Returns the metrics, the greedy episodes and their scores."""
-    run = run_policy(model, tokenizer, env, records, reward_funcs, params)
-    return policy_metrics(run, reward_funcs[0]), run.episodes, run.scores
 
 
 def sampled_metrics(run: PolicyRun, correctness: Callable) -> dict[str, float]:
@@ -267,7 +256,7 @@ def evaluate_checkpoints(
     as one batch per model."""
     from tqdm import tqdm
 
-    from rezero.models import MergedCopy, apply_adapter, load_model, load_tokenizer
+    from rezero.models import MergedCopy, apply_adapter, load_model
 
     tokenizer = load_tokenizer(model_spec)
     base_model, merged = load_model(model_spec, dtype).eval(), MergedCopy(model_spec, dtype)
@@ -317,14 +306,9 @@ def evaluate_checkpoints(
 def compare_with_step0(outcomes: list[dict], split: str, step: int) -> dict[str, float | int]:
     """Checkpoint `step` against the warm start (step 0) on `split`, question by question: the accuracy
     difference with its paired bootstrap interval, questions won and lost, and McNemar's exact p."""
-    rows = [row for row in outcomes if row["split"] == split]
-    warm_started = any(row["model"] == "warmstart" for row in rows)  # else step 0 is the raw model
-    by_model: dict[int, dict[str, int]] = {}
-    for row in rows:
-        if row["model"] != "base" or not warm_started:
-            by_model.setdefault(row["step"], {})[row["id"]] = row["correct"]
-    ids = sorted(by_model[0])
-    before, after = [by_model[0][i] for i in ids], [by_model[step][i] for i in ids]
+    start, chosen = outcomes_at(outcomes, 0, split), outcomes_at(outcomes, step, split)
+    ids = sorted(start)
+    before, after = [start[i]["correct"] for i in ids], [chosen[i]["correct"] for i in ids]
     wins = sum(a > b for a, b in zip(after, before, strict=True))
     losses = sum(a < b for a, b in zip(after, before, strict=True))
     difference = statistics.paired_difference(before, after)
@@ -372,9 +356,11 @@ def evaluate_training(
     checkpoints = checkpoint_dirs(checkpoints_dir)
     if not checkpoints:
         raise PipelineError(f"{checkpoints_dir}: no checkpoint-<step> folders. Run `dvc repro train` first.")
-    missing = [name for name in SPLITS if not splits.get(name)]
-    if missing:
-        raise PipelineError(f"evaluate: the {' and '.join(missing)} split(s) hold no questions.")
+    template = ChatTemplate(load_tokenizer(setup.train.model), setup.agent.worked_example)
+    for name in SPLITS:
+        check_questions(
+            splits.get(name, []), f"the {name} split", template, setup.agent.max_trajectory_tokens, QA_FIELDS
+        )
     check_adapters(checkpoints)
     run = read_json(Path(checkpoints_dir) / RUN_FILE)
     tracking.connect(setup.tracking.experiment)

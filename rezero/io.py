@@ -14,10 +14,28 @@ from typing import Any
 from rezero.errors import PipelineError
 
 
+def orphaned_temporaries(path: str | Path) -> list[Path]:
+    """The temporary siblings of `path` a killed writer left (`.<name>.*.tmp`, `.<name>.old`): the writer
+    of `path` owns them, and DVC's lock means no other process of this workspace is writing it now."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted([*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{path.name}.old")])
+
+
+def remove_orphaned_temporaries(path: str | Path) -> None:
+    for orphan in orphaned_temporaries(path):
+        if orphan.is_dir() and not orphan.is_symlink():
+            shutil.rmtree(orphan)
+        else:
+            orphan.unlink()
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same folder and `os.replace`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphaned_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, _default_mode(0o666))
@@ -45,8 +63,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise PipelineError(f"{path}: file not found. Run the stage that writes it (`dvc repro`) first.")
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                message = f"{path}:{number}: not UTF-8 text ({err.reason}); save it as UTF-8."
+                raise PipelineError(message) from err
             if not line.strip():
                 continue
             try:
@@ -78,6 +101,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphaned_temporaries(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         os.chmod(tmp, _default_mode(0o777))

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from rezero.answers import UNIT_WORDS, canonicalize_units, count_words, normalize_answer, token_f1
 from rezero.config import RewardParams
 from rezero.errors import PipelineError
+from rezero.redaction import redact_url
 
 
 class Judge(Protocol):
@@ -179,11 +180,30 @@ class LLMJudge:
         return {**self.__dict__, "_client": None}
 
     def __repr__(self) -> str:
-        return f"LLMJudge(base_url={self.base_url!r}, model={self.model!r})"
+        return f"LLMJudge(base_url={redact_url(self.base_url)!r}, model={self.model!r})"
+
+    def check(self) -> None:
+        """Reach the endpoint once (its model list) before a stage removes or starts anything: a dead or
+        refusing judge is found then, not after the checkpoints are gone or never (no rollout answered)."""
+        self._request(lambda client: client.models.list())
 
     def __call__(self, question: str, prediction: str, gold: str) -> bool:
         if not self.length_limit.allows(prediction, gold):
             return False  # too long to be an answer: No without asking
+        prompt = JUDGE_PROMPT.format(question=question, gold=gold, prediction=prediction)
+        reply = self._request(
+            lambda client: client.chat.completions.create(
+                model=self.model,
+                messages=[{"role": "user", "content": prompt}],
+                temperature=0.0,
+                max_tokens=self.max_tokens,
+            )
+        )
+        words = re.findall(r"[a-z]+", (reply.choices[0].message.content or "").lower())
+        return bool(words) and words[0] == "yes"
+
+    def _request(self, send: Any) -> Any:
+        """`send(client)` with the endpoint's failures as one PipelineError naming the (redacted) URL."""
         import openai  # only this judge needs it
 
         if self._client is None:
@@ -193,31 +213,27 @@ class LLMJudge:
                 timeout=self.timeout_s,
                 max_retries=self.max_retries,
             )
-        prompt = JUDGE_PROMPT.format(question=question, gold=gold, prediction=prediction)
         try:
-            reply = self._client.chat.completions.create(
-                model=self.model,
-                messages=[{"role": "user", "content": prompt}],
-                temperature=0.0,
-                max_tokens=self.max_tokens,
-            )
+            return send(self._client)
         except openai.APIConnectionError as err:
             raise PipelineError(
-                f"LLM judge at {self.base_url} is unreachable ({err}). Start the server or fix "
+                f"LLM judge at {redact_url(self.base_url)} is unreachable ({err}). Start the server or fix "
                 "REZERO_JUDGE_BASE_URL."
             ) from err
         except openai.APIStatusError as err:
             raise PipelineError(
-                f"LLM judge at {self.base_url} answered HTTP {err.status_code} for model {self.model!r}. "
+                f"LLM judge at {redact_url(self.base_url)} answered HTTP {err.status_code} for model "
+                f"{self.model!r}. "
                 "Check REZERO_JUDGE_MODEL and REZERO_JUDGE_API_KEY."
             ) from err
-        words = re.findall(r"[a-z]+", (reply.choices[0].message.content or "").lower())
-        return bool(words) and words[0] == "yes"
 
 
 def make_judge(params: RewardParams) -> Judge:
-    """The judge `rewards.judge` names (`normalized` or `llm`), with the length limit of `rewards.*`."""
+    """The judge `rewards.judge` names (`normalized` or `llm`), with the length limit of `rewards.*`; an
+    LLM judge's endpoint is reached once here, so a stage finds a dead one before it does anything."""
     words, ratio = params.max_answer_words, params.max_answer_gold_ratio
     if params.judge == "llm":
-        return LLMJudge(max_answer_words=words, max_answer_gold_ratio=ratio)
+        judge = LLMJudge(max_answer_words=words, max_answer_gold_ratio=ratio)
+        judge.check()
+        return judge
     return NormalizedMatchJudge(params.f1_threshold, max_answer_words=words, max_answer_gold_ratio=ratio)

@@ -8,9 +8,9 @@ training questions are never answered correctly by the warm start.
 Sampling the policy several times per question measures its pass rate directly but costs minutes per few
 dozen questions on a CPU. The `passrate` stage instead scores every candidate question with one forward pass:
 the log-probability the policy gives the gold answer after the expert's own episode (the question's words
-searched, or a retry when those results miss it, then "Based on result N, ..."; rezero/warmstart.py). Measured
-against 8 sampled episodes per question (docs/design.md), questions with a log-probability of about -5 or
-more were answered right sometimes but not always in 12 of 13 cases, those far below almost never.
+searched, or a retry when those results miss it, then "Based on result N, ..."; rezero/demonstrations.py).
+Measured against sampled episodes (benchmarks/passrate.py, docs/results.md), questions in a band of that
+log-probability are mostly answered right sometimes but not always; those far below it almost never.
 `train` then draws its questions from that band (`select_questions`), the estimate DAPO's dynamic sampling
 makes online, made once here and shared by every variant and seed (DVC caches the stage). Questions the warm
 start demonstrated are left out: GRPO should generalise, not replay the demonstrations.

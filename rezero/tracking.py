@@ -21,6 +21,7 @@ from typing import Any
 
 from rezero.errors import PipelineError
 from rezero.io import atomic_write_text
+from rezero.redaction import authorized_request, redact_url, split_credentials
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,36 @@ TRAIN_METRIC_KEYS = {
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(LOCAL_STORE).resolve()}"
+    """MLFLOW_TRACKING_URI, else the local SQLite store. Credentials in a server's URL
+    (`https://user:password@host`) move to MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD
+    in this process, so the URL MLflow prints ("View run ... at") and the project stores holds none."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(LOCAL_STORE).resolve()}"
+    if uri.startswith(("http://", "https://")):
+        clean, username, password = split_credentials(uri)
+        if username is not None:
+            os.environ.setdefault("MLFLOW_TRACKING_USERNAME", username)
+            os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", password or "")
+            os.environ["MLFLOW_TRACKING_URI"] = uri = clean
+    return uri
+
+
+def check_server(uri: str) -> None:
+    """A server's /health must answer (with MLflow's own credential variables, if set), else one error
+    naming the server's redacted URL."""
+    request = authorized_request(
+        f"{uri.rstrip('/')}/health",
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+        os.environ.get("MLFLOW_TRACKING_TOKEN"),
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        reason = f"HTTP {err.code} {err.reason}" if isinstance(err, urllib.error.HTTPError) else err
+        raise PipelineError(
+            f"MLflow server at {redact_url(uri)} is unreachable ({reason}). {START_SERVER_HINT}"
+        ) from err
 
 
 def connect(experiment: str) -> str:
@@ -58,13 +88,7 @@ def connect(experiment: str) -> str:
 
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as response:
-                response.read()
-        except (urllib.error.URLError, TimeoutError, OSError) as err:
-            raise PipelineError(
-                f"MLflow server at {uri} is unreachable ({err}). {START_SERVER_HINT}"
-            ) from err
+        check_server(uri)
     mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
@@ -129,7 +153,9 @@ def start_or_resume_run(
             mlflow.start_run(run_id=run_id)
             return run_id
         except mlflow.exceptions.MlflowException:
-            log.warning("MLflow run %s not found in %s; starting a new run", run_id, tracking_uri())
+            log.warning(
+                "MLflow run %s not found in %s; starting a new run", run_id, redact_url(tracking_uri())
+            )
     run = mlflow.start_run(run_name=run_name, tags=tags)
     mlflow.log_params(flatten(params))
     return run.info.run_id
@@ -231,7 +257,7 @@ class PendingMetrics:
                 atomic_write_text(self.path, json.dumps(self.held))
             log.warning(
                 "MLflow at %s did not answer (%s); %d metric values held (%s), sent with the next step",
-                tracking_uri(),
+                redact_url(tracking_uri()),
                 type(err).__name__,
                 len(self.held),
                 self.path or "in memory",
@@ -246,9 +272,9 @@ class PendingMetrics:
     def require_flushed(self, run_id: str) -> None:
         if not self.flush(run_id):
             raise PipelineError(
-                f"MLflow at {tracking_uri()} does not answer: {len(self.held)} metric values of the finished "
-                f"training wait in {self.path}. {START_SERVER_HINT} Then re-run `dvc repro train`: it logs "
-                "them and closes the run without training again."
+                f"MLflow at {redact_url(tracking_uri())} does not answer: {len(self.held)} metric values of "
+                f"the finished training wait in {self.path}. {START_SERVER_HINT} Then re-run `dvc repro "
+                "train`: it logs them and closes the run without training again."
             )
 
 
@@ -301,24 +327,8 @@ def variant_alias(alias: str, variant: str | None) -> str:
     return alias if variant in (None, "rezero") else f"{alias}-{variant}"
 
 
-def evaluated_runs(experiment: str) -> list[Any]:
-    """The newest finished training run with evaluation metrics per (variant, seed) in `experiment`,
-    ReZero's before the baseline's."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri())
-    found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"]) if found else []
-    newest: dict[tuple[str, str], Any] = {}
-    for run in (r for r in runs if r.data.tags.get("variant") in ("rezero", "no_retry")):
-        key = (run.data.tags["variant"], run.data.params.get("train.seed", "?"))
-        if "eval/best_step" in run.data.metrics and key not in newest:
-            newest[key] = run
-    return [newest[key] for key in sorted(newest, key=lambda k: (k[0] != "rezero", k[1]))]
-
-
-def metric_history(run_id: str, keys: tuple[str, ...], prefix: str = "eval/") -> dict[int, dict[str, float]]:
-    """A run's `<prefix><key>` metrics by step: {step: {key: value}} (the evaluation's by default)."""
+def metric_history(run_id: str, keys: tuple[str, ...], prefix: str) -> dict[int, dict[str, float]]:
+    """A run's `<prefix><key>` metrics by step: {step: {key: value}} (e.g. prefix "train/")."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri())

@@ -20,12 +20,19 @@ from typing import Any
 
 from rezero import tracking
 from rezero.agent import SearchEnvironment, Trajectory, run_episodes
-from rezero.checkpoints import PENDING_METRICS_FILE, RUN_FILE, checkpoint_dirs, latest_checkpoint
+from rezero.checkpoints import (
+    PENDING_METRICS_FILE,
+    RUN_FILE,
+    checkpoint_dirs,
+    checkpoint_problem,
+    latest_checkpoint,
+)
 from rezero.config import AgentParams, RewardParams, TrainParams
 from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
 from rezero.judges import make_judge
 from rezero.models import MergedCopy
+from rezero.redaction import redact_url
 from rezero.rewards import REWARD_NAMES, make_correctness_reward, reward_funcs_for, score_episodes
 from rezero.traces import flush as flush_traces
 from rezero.traces import log_episode_traces
@@ -256,6 +263,7 @@ def prepare_output_dir(output_dir: Path, setup: TrainingSetup) -> tuple[str | No
     run_file = output_dir / RUN_FILE
     previous = read_json(run_file) if run_file.is_file() else {}
     if previous.get("fingerprint") == setup.fingerprint():
+        drop_unusable_checkpoints(output_dir)
         checkpoint = latest_checkpoint(output_dir)
         if checkpoint:
             log.info("resuming from %s (same configuration)", checkpoint)
@@ -266,6 +274,26 @@ def prepare_output_dir(output_dir: Path, setup: TrainingSetup) -> tuple[str | No
         tracking.close_abandoned_run(previous.get("mlflow_run_id"))
         shutil.rmtree(output_dir)
     return None, None
+
+
+def drop_unusable_checkpoints(output_dir: Path) -> None:
+    """Remove the first checkpoint that cannot be resumed from (a half-written save, a truncated or corrupt
+    adapter) and every later one, so training resumes from the last whole checkpoint and re-makes them:
+    the folder DVC records as `train`'s output never holds a broken checkpoint."""
+    folders = checkpoint_dirs(output_dir)
+    first_bad = next(((i, p) for i, f in enumerate(folders) if (p := checkpoint_problem(f))), None)
+    if first_bad is None:
+        return
+    index, problem = first_bad
+    log.warning(
+        "%s cannot be used (%s): removing it and %d later checkpoint(s); training resumes from %s",
+        folders[index],
+        problem,
+        len(folders) - index - 1,
+        folders[index - 1].name if index else "the start",
+    )
+    for folder in folders[index:]:
+        shutil.rmtree(folder)
 
 
 def finished_step(checkpoint: str | None, max_steps: int) -> int | None:
@@ -292,8 +320,11 @@ def train(
     # Imported here: the callbacks subclass transformers' TrainerCallback, seconds to import.
     from rezero.training_callbacks import CheckpointMetadataCallback, MlflowStepCallback
 
-    if not train_records:
-        raise PipelineError("the training split is empty; check the `synthesize` stage's output.")
+    if len(train_records) < setup.train.questions_per_step:
+        raise PipelineError(
+            f"GRPO draws {setup.train.questions_per_step} questions a step (train.questions_per_step) but "
+            f"{len(train_records)} are available; check synthesize.dev_size and the `synthesize` output."
+        )
     judge = make_judge(setup.rewards)  # an LLM judge without its endpoint fails here, before anything else
     args = grpo_config(setup, output_dir)
     main = args.process_index == 0  # under `accelerate launch`, the process that saves and logs
@@ -324,9 +355,10 @@ def train(
             run_record = {
                 "fingerprint": setup.fingerprint(),
                 "mlflow_run_id": run_id,
-                "tracking_uri": tracking_uri,
+                "tracking_uri": redact_url(tracking_uri) if tracking_uri else None,
                 "run_name": setup.run_name,
                 "params": setup.as_params(),
+                "question_ids": [r.get("id") for r in train_records],  # what GRPO drew from
             }
             write_json(output_dir / RUN_FILE, run_record)
     stats = RolloutStats(correct=judged_correct(train_records, judge))

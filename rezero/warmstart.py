@@ -18,14 +18,16 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory
 from rezero.config import AgentParams, TrainParams, WarmstartParams
-from rezero.demonstrations import build_expert_set
+from rezero.demonstrations import ExpertSet, build_expert_set
 from rezero.judges import Judge
 
 log = logging.getLogger(__name__)
+RUN_MARKER = ".mlflow_run_id"  # in the unfinished adapter folder while the warm start's run is open
 
 
 def sft_rows(episodes: list[Trajectory]) -> list[dict[str, list[int]]]:
@@ -112,13 +114,10 @@ def run_warmstart(
     demonstrations is an error that says why.
     """
     import torch
-    from trl import SFTConfig
 
     from rezero import tracking
-    from rezero.agent import run_episodes
     from rezero.errors import PipelineError
-    from rezero.models import load_model, load_tokenizer, lora_config
-    from rezero.training_callbacks import MlflowStepCallback
+    from rezero.models import load_tokenizer
 
     ws, t = setup.warmstart, setup.train
     torch.manual_seed(ws.seed)
@@ -141,6 +140,46 @@ def run_warmstart(
         {"warmstart": vars(ws), "train.model": t.model, "agent": vars(setup.agent)},
         tracking.run_tags("warmstart", setup.profile),
     )
+    marker = Path(adapter_dir) / RUN_MARKER  # a kill -9 leaves it in the orphaned folder: close_killed_runs
+    marker.write_text(run_id)
+    with tracking.closing_run_on_failure():  # FAILED on an error, KILLED on a signal
+        summary = fit_and_measure(setup, expert, dev_records, env, tokenizer, run_id, adapter_dir)
+    marker.unlink()
+    tracking.end_run()
+    return summary
+
+
+def close_killed_runs(adapter_out: str | Path) -> None:
+    """Mark KILLED the MLflow runs of warm starts killed before they could close them (`kill -9`): their
+    unfinished folders, left beside `adapter_out`, name them. Needs `tracking.connect` first."""
+    from rezero import tracking
+    from rezero.io import orphaned_temporaries
+
+    for orphan in orphaned_temporaries(adapter_out):
+        marker = orphan / RUN_MARKER
+        if marker.is_file():
+            tracking.close_abandoned_run(marker.read_text().strip())
+
+
+def fit_and_measure(
+    setup: WarmstartSetup,
+    expert: ExpertSet,
+    dev_records: list[dict],
+    env: SearchEnvironment,
+    tokenizer: Any,
+    run_id: str,
+    adapter_dir: Any,
+) -> dict:
+    """SFT on the expert episodes into `adapter_dir`, then the adapter measured on dev: the summary."""
+    import torch
+    from trl import SFTConfig
+
+    from rezero import tracking
+    from rezero.agent import run_episodes
+    from rezero.models import load_model, lora_config
+    from rezero.training_callbacks import MlflowStepCallback
+
+    ws, t, counts = setup.warmstart, setup.train, expert.counts
     args = SFTConfig(
         output_dir="warmstart-trainer",  # replaced by a temporary folder below
         num_train_epochs=ws.epochs,
@@ -184,7 +223,6 @@ def run_warmstart(
         {f"warmstart/dev/{how}/{k}": v for how, values in measured.items() for k, v in values.items()},
         step=0,
     )
-    tracking.end_run()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     log.info(
         "warm start: %d episodes (%d retries), %d steps, loss %.3f -> %.3f; dev: answered %.2f greedy, "

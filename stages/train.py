@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     relaunch_under_accelerate(sys.argv[0], sys.argv[1:])
 
-    from rezero.checkpoints import demonstrated_questions, warmstart_adapter
+    from rezero.checkpoints import adapter_fingerprint, demonstrated_questions, warmstart_adapter
     from rezero.passrate import candidate_questions, select_questions
     from rezero.training import TrainingSetup, train
 
@@ -57,7 +57,7 @@ def main() -> None:
             read_jsonl(args.scores),
             min_logprob=p.min_logprob,
             max_logprob=p.max_logprob,
-            min_questions=p.min_questions,
+            min_questions=max(p.min_questions, sections["train"].questions_per_step),
             seed=p.seed,
         )
     setup = TrainingSetup(
@@ -65,11 +65,12 @@ def main() -> None:
         agent=sections["agent"],
         rewards=sections["rewards"],
         profile=read_params_file(args.params).get("profile", "cpu"),
-        # Checkpoints resume only onto the same questions, the same index and the same warm start.
+        # Checkpoints resume only onto the same questions, index and warm start (its weights, not its run id:
+        # a warm start re-run bit for bit, as `dvc repro -f` does, keeps a finished training).
         data_fingerprint=hashlib.sha256(
             json.dumps(records, sort_keys=True).encode()
             + (args.index / "manifest.json").read_bytes()
-            + ((adapter / "warmstart.json").read_bytes() if adapter else b"")
+            + (adapter_fingerprint(adapter).encode() if adapter else b"")
         ).hexdigest(),
         extra={
             "experiment": sections["tracking"].experiment,

@@ -43,7 +43,13 @@ def main() -> None:
     from rezero.checkpoints import WARMSTART_FILE
     from rezero.judges import make_judge
 
-    with atomic_directory(args.adapter_out) as tmp:
+    if params["warmstart"].enabled:
+        from rezero import tracking
+        from rezero.warmstart import close_killed_runs
+
+        tracking.connect(params["tracking"].experiment)  # a server that is down fails here, first
+        close_killed_runs(args.adapter_out)
+    with atomic_directory(args.adapter_out) as tmp:  # removes what killed warm starts left
         if params["warmstart"].enabled:
             from rezero.retrieval import open_retriever
             from rezero.warmstart import WarmstartSetup, run_warmstart

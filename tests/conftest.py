@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +111,65 @@ def copy_project(target: Path, params: dict[str, Any] | None = None) -> Path:
     subprocess.run([*GIT_TEST_IDENTITY, "add", "-A"], cwd=project, check=True)
     subprocess.run([*GIT_TEST_IDENTITY, "commit", "-qm", "copy"], cwd=project, check=True)
     return project
+
+
+class FakeChatServer(BaseHTTPRequestHandler):
+    """Answers POST /v1/chat/completions like an OpenAI-compatible server, with `reply` (or `status`), and
+    GET /v1/models with one model (or `models_status`)."""
+
+    reply, status, models_status, requests = "Yes", 200, 200, []
+
+    def do_GET(self):
+        type(self).requests.append((self.path, None))
+        ok = self.models_status == 200 and self.path == "/v1/models"
+        data = json.dumps(
+            {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "x"}]}
+            if ok
+            else {"error": {"message": "nope"}}
+        ).encode()
+        self.send_response(200 if ok else self.models_status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append((self.path, body))
+        if self.status != 200 or self.path != "/v1/chat/completions":
+            self.send_response(self.status if self.status != 200 else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"error": {"message": "nope"}}).encode())
+            return
+        message = {"role": "assistant", "content": self.reply}
+        payload = {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def chat_server():
+    """A real HTTP server on a free port speaking the OpenAI API (`FakeChatServer`); its base URL."""
+    FakeChatServer.reply, FakeChatServer.status, FakeChatServer.requests = "Yes", 200, []
+    FakeChatServer.models_status = 200
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeChatServer)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()

@@ -17,6 +17,7 @@ import openai
 
 from rezero.config import SynthesizeParams
 from rezero.errors import PipelineError
+from rezero.redaction import redact_url
 from rezero.synthesis.pairs import GeneratorRun, QAPair, drop_reason
 from rezero.synthesis.prompting import build_messages, parse_reply
 
@@ -51,8 +52,9 @@ def endpoint_settings(params: SynthesizeParams, env: Mapping[str, str] = os.envi
     base_url = env.get(ENV_BASE_URL, "").strip()
     if not base_url.startswith(("http://", "https://")):
         raise PipelineError(
-            f"synthesize.generator is 'openai' but {ENV_BASE_URL} is {base_url or 'not set'!r}. Set it to an "
-            "OpenAI-compatible endpoint (e.g. `export REZERO_QA_BASE_URL=http://127.0.0.1:8000/v1` after "
+            f"synthesize.generator is 'openai' but {ENV_BASE_URL} is {redact_url(base_url) or 'not set'!r}. "
+            "Set it to an OpenAI-compatible endpoint (e.g. "
+            "`export REZERO_QA_BASE_URL=http://127.0.0.1:8000/v1` after "
             "`vllm serve meta-llama/Llama-3.1-8B-Instruct`), or set synthesize.generator to 'offline'."
         )
     return EndpointSettings(
@@ -75,13 +77,14 @@ def request_reply(client: openai.OpenAI, settings: EndpointSettings, text: str) 
         )
     except openai.APIConnectionError as err:
         raise PipelineError(
-            f"QA generator endpoint {settings.base_url} is unreachable ({err}). Start the server or point "
-            f"{ENV_BASE_URL} at a running OpenAI-compatible endpoint."
+            f"QA generator endpoint {redact_url(settings.base_url)} is unreachable ({err}). Start the server "
+            f"or point {ENV_BASE_URL} at a running OpenAI-compatible endpoint."
         ) from err
     except openai.APIStatusError as err:
         raise PipelineError(
-            f"QA generator endpoint {settings.base_url} answered HTTP {err.status_code} for model "
-            f"{settings.model!r}: {err.message}. Check {ENV_MODEL} (the served model name) and {ENV_API_KEY}."
+            f"QA generator endpoint {redact_url(settings.base_url)} answered HTTP {err.status_code} for "
+            f"model {settings.model!r}: {err.message}. Check {ENV_MODEL} (the served model name) and "
+            f"{ENV_API_KEY}."
         ) from err
     choices = getattr(response, "choices", None) or []
     return choices[0].message.content if choices else None

@@ -116,14 +116,14 @@ def warmstarted(index_dir, train_records, tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(index_dir, train_records, warmstarted, tmp_path_factory):
     """A 2-step GRPO run continuing the warm start, with checkpoints at steps 1 and 2, logged to a real
-    MLflow SQLite store."""
+    MLflow SQLite store; with the paper's KL term (beta 0.04), so the reference path runs too."""
     from rezero.retrieval import open_retriever
     from rezero.training import TrainingSetup, train
 
     root = tmp_path_factory.mktemp("training")
     store = f"sqlite:///{root / 'mlruns.db'}"
     setup = TrainingSetup(
-        train=tiny_train(),
+        train=tiny_train(beta=0.04),
         agent=tiny_agent(),
         rewards=RewardParams(),
         profile="test",

@@ -121,3 +121,32 @@ def test_missing_checkpoint_and_bad_qa_are_clear_errors(index_dir, tiny_params, 
     bad.write_text('{"question": "no answer here"}\n')
     result = rezero("evaluate", "--qa", str(bad), "--index", str(index_dir), "--params", str(tiny_params))
     assert result.returncode == 1 and "lack a non-empty" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "no questions"),
+        (
+            b'{"question": "When?", "answer": "55 hours"}\n{"question": "Caf\xe9?", "answer": "x"}\n',
+            ":2: not UTF-8",
+        ),
+        (b'{"question": "   ", "answer": "x"}\n', "rows [1] lack a non-empty `question` and `answer`"),
+        (b'{"question": "' + b"why " * 5000 + b'?", "answer": "x"}\n', "rows [1] are longer than"),
+    ],
+)
+def test_empty_unreadable_or_overlong_questions_are_refused_in_one_line_before_a_model_loads(
+    index_dir, tiny_params, tmp_path, content, message
+):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_bytes(content)
+    result = rezero("evaluate", "--qa", str(qa), "--index", str(index_dir), "--params", str(tiny_params))
+    assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "Loading weights" not in result.stderr
+
+
+def test_an_overlong_question_to_ask_is_refused(index_dir, tiny_params):
+    result = rezero("ask", "why " * 5000, "--index", str(index_dir), "--params", str(tiny_params))
+    assert (
+        result.returncode == 1 and "the question: the questions of rows [1] are longer than" in result.stderr
+    )

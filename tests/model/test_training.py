@@ -181,3 +181,16 @@ def test_rollouts_sample_from_a_merged_copy_that_follows_the_policy(warmstarted,
     # fp32 rounding of W + s·B·A grows with the update: 3.1e-4 at most on logits of ~20 here.
     torch.testing.assert_close(logits(copy), moved, atol=5e-4, rtol=1e-4)
     assert all(torch.equal(p, base_before[n]) for n, p in policy.named_parameters() if "lora_" not in n)
+
+
+def test_fewer_questions_than_a_step_draws_is_refused_before_anything_starts(trained, index_dir, tmp_path):
+    from dataclasses import replace
+
+    from rezero.retrieval import open_retriever
+    from rezero.training import train
+
+    setup = trained["setup"]
+    two_a_step = replace(setup, train=replace(setup.train, questions_per_step=2))
+    with pytest.raises(PipelineError, match=r"GRPO draws 2 questions a step .* but 1 are available"):
+        train(two_a_step, trained["records"][:1], open_retriever(index_dir), tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()

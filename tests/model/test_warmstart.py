@@ -95,6 +95,20 @@ def test_results_are_injected_masked_and_the_prompt_has_no_worked_example(tokeni
         assert DEMONSTRATION[0]["content"] not in prompt and prompt.count("<|im_start|>user") == 1
 
 
+def test_single_searches_fill_in_when_no_retry_fits_the_token_budget(
+    tokenizer, index_dir, train_records, caplog
+):
+    # Two searches of three 100-character results do not fit 200 tokens: the episodes asked are still built.
+    short = AgentParams(top_k=3, result_chars=100, max_trajectory_tokens=200)
+    env = SearchEnvironment(open_retriever(index_dir), short)
+    with caplog.at_level("WARNING", logger="rezero.demonstrations"):
+        expert = build_expert_set(
+            train_records[:60], ChatTemplate(tokenizer), env, 4, retry_share=0.5, seed=7
+        )
+    assert expert.counts["episodes"] == 4 and expert.counts["retry_episodes"] == 0
+    assert "0 retry demonstrations of the 2 asked" in caplog.text
+
+
 def test_no_retry_share_means_single_searches_only(tokenizer, index_dir, train_records):
     env = SearchEnvironment(open_retriever(index_dir), AGENT)
     expert = build_expert_set(train_records[:40], ChatTemplate(tokenizer), env, 10, retry_share=0.0, seed=7)
@@ -142,7 +156,9 @@ def test_a_short_warm_start_saves_an_adapter_and_logs_its_loss(index_dir, train_
 
     # 8 episodes, batch 4, 1 epoch: 2 optimiser steps; 2 dev questions, greedy and sampled once.
     setup = WarmstartSetup(
-        warmstart=WarmstartParams(episodes=8, min_episodes=4, dev_samples=1, epochs=1.0, batch_size=4),
+        warmstart=WarmstartParams(
+            episodes=8, min_episodes=4, retry_share=0.25, dev_samples=1, epochs=1.0, batch_size=4
+        ),
         train=tiny_train(),
         agent=AgentParams(
             top_k=3, result_chars=300, max_trajectory_tokens=768, max_turn_tokens=32, max_turns=2

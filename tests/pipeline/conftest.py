@@ -30,6 +30,18 @@ TINY_TRAINING = {
 }
 
 
+# A warm start of one SFT step on 4 single-search episodes, measured greedily on 4 dev questions.
+TINY_WARMSTART = {
+    "warmstart.enabled": True,
+    "agent.worked_example": False,
+    "synthesize.dev_size": 4,
+    "warmstart.episodes": 4,
+    "warmstart.min_episodes": 4,
+    "warmstart.dev_samples": 0,
+    "warmstart.epochs": 1.0,
+}
+
+
 def set_params(project: Path, overrides: dict[str, object]) -> None:
     """Write dotted-key overrides (`chunk.chunk_size`) into the copy's params.yaml."""
     path = project / "params.yaml"

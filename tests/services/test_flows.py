@@ -213,6 +213,23 @@ def test_pipeline_flow_runs_every_stage_and_publishes_metrics(pipeline_run, flow
         [sys.executable, "-m", "dvc", "status"], cwd=flow_project, capture_output=True, text=True, check=True
     )
     assert "up to date" in status.stdout  # every stage ran and dvc.lock records it
+    assert_splits_are_kept_apart(flow_project)
+
+
+def assert_splits_are_kept_apart(project: Path) -> None:
+    """The dev split never trains: the warm start demonstrates, and GRPO draws from, training questions
+    only, and never the same ones; dev and test are disjoint from each other and from training."""
+
+    def ids(path: str) -> set[str]:
+        return {json.loads(line)["id"] for line in (project / path).read_text().splitlines()}
+
+    train, dev, test = ids("data/qa/train.jsonl"), ids("data/qa/dev.jsonl"), ids("data/qa/test.jsonl")
+    demonstrated = set(
+        json.loads((project / "models/warmstart/warmstart.json").read_text())["demonstrated_ids"]
+    )
+    grpo = set(json.loads((project / "checkpoints/run.json").read_text())["question_ids"])
+    assert len(dev) == TINY["synthesize.dev_size"] and not (train & dev or train & test or dev & test)
+    assert demonstrated and grpo and demonstrated <= train and grpo <= train and not demonstrated & grpo
 
 
 @pytest.mark.slow
@@ -284,10 +301,8 @@ def test_comparison_flow_leaves_its_runs_in_one_mlflow_experiment(comparison, se
         check=True,
     ).stdout
     curves = json.loads(plots)["data"]["Accuracy by checkpoint (test, dev)"]
-    assert {tuple(c["revisions"]) for c in curves} == {
-        (names[0],),
-        (names[1],),
-    }  # one per experiment and split
+    assert {tuple(c["revisions"]) for c in curves} == {(names[0], names[1])}  # both experiments' curves
+    assert "by_step.csv" in json.dumps(curves) and "by_step_dev.csv" in json.dumps(curves)  # test and dev
     # Every evaluated episode of both variants is a trace on the server: each model of each variant.
     import mlflow
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rezero.checkpoints import check_adapters, checkpoint_dirs
+from rezero.checkpoints import adapter_fingerprint, check_adapters, checkpoint_dirs, checkpoint_problem
 from rezero.errors import PipelineError
-from rezero.training import finished_step
+from rezero.training import drop_unusable_checkpoints, finished_step
 
 
 def save_checkpoint(root, step: int, global_step: int | None = None):
@@ -58,3 +58,37 @@ def test_a_training_at_max_steps_is_finished(tmp_path):
     assert finished_step(None, 3) is None
     assert finished_step(str(save_checkpoint(tmp_path, 2)), 3) is None
     assert finished_step(str(save_checkpoint(tmp_path, 3)), 3) == 3
+
+
+def test_a_damaged_checkpoint_and_every_later_one_are_removed_so_training_resumes_before_it(tmp_path, caplog):
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, step)
+    (tmp_path / "checkpoint-2/adapter_model.safetensors").write_bytes(b"x" * 100)  # truncated
+    with caplog.at_level("WARNING", logger="rezero.training"):
+        drop_unusable_checkpoints(tmp_path)
+    assert [f.name for f in checkpoint_dirs(tmp_path)] == ["checkpoint-1"]
+    assert "checkpoint-2 cannot be used" in caplog.text and "resumes from checkpoint-1" in caplog.text
+    assert checkpoint_problem(tmp_path / "checkpoint-1") is None
+
+
+def test_a_checkpoint_whose_save_did_not_complete_is_unusable(tmp_path):
+    folder = save_checkpoint(tmp_path, 1)
+    (folder / "trainer_state.json").unlink()
+    assert "did not complete" in checkpoint_problem(folder)
+    drop_unusable_checkpoints(tmp_path)
+    assert checkpoint_dirs(tmp_path) == []
+
+
+def test_the_warm_starts_fingerprint_is_its_content_not_its_path_or_order(tmp_path):
+    first, second = save_checkpoint(tmp_path / "a", 1), save_checkpoint(tmp_path / "b", 1)
+    config = {"r": 2, "base_model_name_or_path": "/cache/model-1", "target_modules": ["q_proj", "v_proj"]}
+    (first / "adapter_config.json").write_text(json.dumps(config))
+    moved = {**config, "base_model_name_or_path": "/cache/model-2", "target_modules": ["v_proj", "q_proj"]}
+    (second / "adapter_config.json").write_text(json.dumps(moved))
+    (second / "warmstart.json").write_text(json.dumps({"mlflow_run_id": "another run"}))
+    assert adapter_fingerprint(first) == adapter_fingerprint(second)
+    save_file(
+        {"lora_A": torch.ones(2, 8) * 2, "lora_B": torch.zeros(8, 2)},
+        str(second / "adapter_model.safetensors"),
+    )
+    assert adapter_fingerprint(first) != adapter_fingerprint(second)  # other weights: another warm start

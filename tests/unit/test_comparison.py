@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rezero.comparison import compare, load_runs, markdown, save_run
+from rezero.comparison import compare, curves, load_runs, markdown, save_run
 from rezero.errors import PipelineError
 from rezero.io import write_json, write_jsonl
 
@@ -129,3 +129,12 @@ def test_save_run_copies_a_finished_runs_files_from_the_workspace(tmp_path):
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["train"]["steps"] == 12 and summary["evaluate"]["best_step"] == 4
     assert len((folder / "outcomes.jsonl").read_text().splitlines()) == 24
+
+
+def test_curves_follow_each_runs_test_accuracy_and_searches_by_step(results):
+    found = curves(load_runs(results))
+    assert list(found) == ["rezero, seed 1", "rezero, seed 2", "no_retry, seed 1", "no_retry, seed 2"]
+    assert found["rezero, seed 1"] == {
+        0: {"accuracy": 0.25, "searches_per_question": 1.0},
+        4: {"accuracy": 0.5, "searches_per_question": 1.25},
+    }

@@ -53,6 +53,7 @@ def load(tmp_path, section: str, overrides: dict) -> object:
         ("synthesize", {"dev_size": 0}, r"dev_size must be >= 1 \(checkpoints are chosen on dev\), got 0"),
         ("warmstart", {"retry_share": 1.5}, "retry_share must be between 0 and 1, got 1.5"),
         ("warmstart", {"dev_samples": -1}, "dev_samples must be >= 0"),
+        ("evaluate", {"max_questions": 0}, r"max_questions must be >= 1 or null \(all\), got 0"),
         ("passrate", {"min_logprob": 0.0}, r"need min_logprob < max_logprob <= 0"),
         ("passrate", {"max_logprob": 0.5}, r"need min_logprob < max_logprob <= 0"),
         ("passrate", {"questions": 0}, "questions must be >= 1 or null"),

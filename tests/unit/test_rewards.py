@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 import pickle
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from rezero import protocol
+from rezero.config import RewardParams
 from rezero.errors import PipelineError
-from rezero.judges import LLMJudge
+from rezero.judges import AnswerLengthLimit, LLMJudge, make_judge
 from rezero.rewards import (
     REWARD_NAMES,
     REWARDS,
@@ -26,6 +24,7 @@ from rezero.rewards import (
     search_diversity_reward,
     search_strategy_reward,
 )
+from tests.conftest import FakeChatServer
 
 SEARCH = "<think>I should look this up.</think><search>oxygen tank</search>"
 ANSWER = "<think>I know it now.</think><answer>Fra Mauro</answer>"
@@ -77,51 +76,6 @@ class TestProtocol:
         assert not protocol.ends_episode(SEARCH)
 
 
-class _FakeChatServer(BaseHTTPRequestHandler):
-    """Answers POST /v1/chat/completions like an OpenAI-compatible server, with `reply` (or `status`)."""
-
-    reply, status, requests = "Yes", 200, []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append((self.path, body))
-        if self.status != 200 or self.path != "/v1/chat/completions":
-            self.send_response(self.status if self.status != 200 else 404)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(json.dumps({"error": {"message": "nope"}}).encode())
-            return
-        message = {"role": "assistant", "content": self.reply}
-        payload = {
-            "id": "x",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-
-@pytest.fixture
-def chat_server():
-    _FakeChatServer.reply, _FakeChatServer.status, _FakeChatServer.requests = "Yes", 200, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeChatServer)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
-
-
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -141,13 +95,13 @@ class TestLLMJudge:
         ],
     )
     def test_reply_is_read_as_yes_or_no(self, chat_server, reply, expected):
-        _FakeChatServer.reply = reply
+        FakeChatServer.reply = reply
         judge = LLMJudge(base_url=chat_server, model="judge-model", max_retries=0)
         assert judge("Where did it land?", "Fra Mauro", "Fra Mauro highlands") is expected
 
     def test_prompt_carries_question_answers_and_model(self, chat_server):
         LLMJudge(base_url=chat_server, model="judge-model", max_retries=0)("Where?", "Hadley", "Fra Mauro")
-        path, body = _FakeChatServer.requests[-1]
+        path, body = FakeChatServer.requests[-1]
         prompt = body["messages"][0]["content"]
         assert path == "/v1/chat/completions" and body["model"] == "judge-model"
         assert "Where?" in prompt and "Hadley" in prompt and "Fra Mauro" in prompt and "Yes" in prompt
@@ -158,7 +112,7 @@ class TestLLMJudge:
         monkeypatch.setenv("REZERO_JUDGE_API_KEY", "secret")
         judge = LLMJudge(max_retries=0)
         assert judge("q", "a", "a") is True
-        assert _FakeChatServer.requests[-1][1]["model"] == "env-model"
+        assert FakeChatServer.requests[-1][1]["model"] == "env-model"
 
     def test_missing_settings_are_a_pipeline_error(self, monkeypatch):
         monkeypatch.delenv("REZERO_JUDGE_BASE_URL", raising=False)
@@ -173,21 +127,42 @@ class TestLLMJudge:
             judge("q", "a", "a")
 
     def test_http_error_is_a_pipeline_error(self, chat_server):
-        _FakeChatServer.status = 500
+        FakeChatServer.status = 500
         with pytest.raises(PipelineError, match="HTTP 500"):
             LLMJudge(base_url=chat_server, model="m", max_retries=0)("q", "a", "a")
+
+    def test_make_judge_reaches_the_endpoint_once_before_anything_else(self, chat_server, monkeypatch):
+        monkeypatch.setenv("REZERO_JUDGE_BASE_URL", chat_server)
+        monkeypatch.setenv("REZERO_JUDGE_MODEL", "m")
+        judge = make_judge(RewardParams(judge="llm", max_answer_words=3, max_answer_gold_ratio=1.5))
+        assert isinstance(judge, LLMJudge) and judge.length_limit == AnswerLengthLimit(3, 1.5)
+        assert FakeChatServer.requests == [("/v1/models", None)]  # checked, nothing judged yet
+
+    @pytest.mark.parametrize("refusal", ["dead", 401])
+    def test_make_judge_refuses_a_dead_or_refusing_endpoint_naming_it_without_credentials(
+        self, chat_server, monkeypatch, refusal
+    ):
+        url = f"http://127.0.0.1:{closed_port()}/v1" if refusal == "dead" else chat_server
+        FakeChatServer.models_status = 200 if refusal == "dead" else refusal
+        secret_url = url.replace("http://", "http://judge:s3cret@")
+        monkeypatch.setenv("REZERO_JUDGE_BASE_URL", secret_url)
+        monkeypatch.setenv("REZERO_JUDGE_MODEL", "m")
+        with pytest.raises(PipelineError) as caught:
+            make_judge(RewardParams(judge="llm"))
+        assert "LLM judge at http://***@127.0.0.1:" in str(caught.value) and "s3cret" not in str(caught.value)
+        assert ("unreachable" if refusal == "dead" else "HTTP 401") in str(caught.value)
 
     def test_too_long_answer_is_no_without_asking(self, chat_server):
         judge = LLMJudge(base_url=chat_server, model="m", max_retries=0, max_answer_words=3)
         assert judge("Where?", "near the Fra Mauro highlands, I think", "Fra Mauro") is False
-        assert _FakeChatServer.requests == []
+        assert FakeChatServer.requests == []
         assert judge("Where?", "Fra Mauro highlands", "Fra Mauro") is True  # 3 words: asked, "Yes"
-        assert len(_FakeChatServer.requests) == 1
+        assert len(FakeChatServer.requests) == 1
 
     def test_correctness_with_llm_judge_and_pickle_after_use(self, chat_server):
         reward = make_correctness_reward(LLMJudge(base_url=chat_server, model="m", max_retries=0))
         assert one(reward, turns=[SEARCH, ANSWER], answer="Fra Mauro", question="q") == 1.0
-        _FakeChatServer.reply = "No"
+        FakeChatServer.reply = "No"
         clone = pickle.loads(pickle.dumps(reward))
         assert one(clone, turns=[SEARCH, ANSWER], answer="Fra Mauro", question="q") == 0.0
 
