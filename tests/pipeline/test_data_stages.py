@@ -35,10 +35,12 @@ def test_dvc_repro_runs_the_data_stages_on_the_mission_report(project, mission_r
     hits = open_retriever(project / "data/index").search("oxygen tank", 5)
     assert len(hits) == 5 and all(h.original for h in hits)
 
-    train, test = read_jsonl(project / "data/qa/train.jsonl"), read_jsonl(project / "data/qa/test.jsonl")
-    assert (len(train), len(test)) == (286, 32)  # the paper's published pairs and split
-    assert all(r["answer"].lower() in r["chunk_text"].lower() for r in train + test)
-    assert not {r["question"] for r in test} & {r["question"] for r in train}
+    train, dev, test = (read_jsonl(project / f"data/qa/{split}.jsonl") for split in ("train", "dev", "test"))
+    # The paper's published pairs and split (286 / 32), with synthesize.dev_size carved from its training pairs.
+    assert (len(train), len(dev), len(test)) == (254, 32, 32)
+    assert all(r["answer"].lower() in r["chunk_text"].lower() for r in train + dev + test)
+    questions = [{r["question"] for r in split} for split in (train, dev, test)]
+    assert not (questions[0] & questions[1] or questions[0] & questions[2] or questions[1] & questions[2])
 
     # Nothing changed: a second repro does no work, quickly.
     started = time.perf_counter()
@@ -165,7 +167,7 @@ def test_malformed_params_file_is_a_clear_error(ingested, content):
 def test_index_and_synthesize_refuse_missing_inputs(project):
     for stage, args in [
         ("index", ("nope.jsonl", "data/index", "metrics/index.json")),
-        ("synthesize", ("nope.jsonl", "data/index", "a.jsonl", "b.jsonl", "m.json")),
+        ("synthesize", ("nope.jsonl", "data/index", "a.jsonl", "b.jsonl", "c.jsonl", "m.json")),
     ]:
         result = run_stage(project, stage, *args)
         assert result.returncode == 1 and "nope.jsonl: file not found" in result.stderr

@@ -63,4 +63,7 @@ def test_two_cpu_processes_train_resume_and_log_one_run(tmp_path):
 
     run(project, "dvc", "repro", "evaluate")  # one process, reading what two processes saved
     report = json.loads((project / "metrics/evaluate.json").read_text())
-    assert sorted(report["accuracy_by_step"], key=int) == ["0", "1", "2"]
+    assert {split: sorted(by_step, key=int) for split, by_step in report["accuracy_by_step"].items()} == {
+        "dev": ["0", "1", "2"],
+        "test": ["0", "1", "2"],
+    }

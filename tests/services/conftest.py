@@ -93,7 +93,7 @@ TINY = {
     "train.num_generations": 2,
     "agent.max_turns": 2,
     "agent.max_turn_tokens": 16,
-    "agent.max_trajectory_tokens": 200,
+    "agent.max_trajectory_tokens": 300,  # 200 leaves too little room after the prompt for most results
     "agent.result_chars": 100,
     "evaluate.max_questions": 2,
 }
