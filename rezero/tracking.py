@@ -85,20 +85,28 @@ def check_server(uri: str) -> None:
 def connect(experiment: str) -> str:
     """Point MLflow at the tracking store and experiment; fail now, naming the URL, if a server is down."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         check_server(uri)
     mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is None:
-        mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
-    if found is None or EXPERIMENT_KIND not in found.tags:
-        # Without it, an experiment holding traces opens in the UI's GenAI view, not the training one.
-        mlflow.MlflowClient(uri).set_experiment_tag(
-            mlflow.get_experiment_by_name(experiment).experiment_id, EXPERIMENT_KIND, MODEL_TRAINING
-        )
-    mlflow.set_experiment(experiment)
+    try:
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
+        if found is None or EXPERIMENT_KIND not in found.tags:
+            # Without it, an experiment holding traces opens in the UI's GenAI view, not the training one.
+            mlflow.MlflowClient(uri).set_experiment_tag(
+                mlflow.get_experiment_by_name(experiment).experiment_id, EXPERIMENT_KIND, MODEL_TRAINING
+            )
+        mlflow.set_experiment(experiment)
+    except MlflowException as err:  # a server's /health answers without credentials; its API may not
+        raise PipelineError(
+            f"MLflow server at {redact_url(uri)} refused experiment {experiment!r} "
+            f"({str(err).splitlines()[0][:300]}). Check MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or the credentials in MLFLOW_TRACKING_URI)."
+        ) from err
     return uri
 
 

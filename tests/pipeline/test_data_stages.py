@@ -36,7 +36,7 @@ def test_dvc_repro_runs_the_data_stages_on_the_mission_report(project, mission_r
     assert len(hits) == 5 and all(h.original for h in hits)
 
     train, dev, test = (read_jsonl(project / f"data/qa/{split}.jsonl") for split in ("train", "dev", "test"))
-    # The paper's published pairs and split (286 / 32), with synthesize.dev_size carved from its training pairs.
+    # The paper's published pairs and split (286 / 32), synthesize.dev_size carved from its training pairs.
     assert (len(train), len(dev), len(test)) == (254, 32, 32)
     assert all(r["answer"].lower() in r["chunk_text"].lower() for r in train + dev + test)
     questions = [{r["question"] for r in split} for split in (train, dev, test)]

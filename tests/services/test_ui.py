@@ -69,7 +69,15 @@ def test_mlflow_ui_shows_the_variants_and_their_warm_start_in_one_experiment(com
         f"{services.mlflow_url}/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]}
     )["runs"]
     names = sorted(run["info"]["run_name"] for run in runs)
-    assert len(names) == 4  # the two variants, the warm start they share, and the comparison's figure
+    # Both variants for the comparison's 2 seeds, the warm start they share, and the comparison's figure.
+    assert names == [
+        "no_retry-cpu-seed42",
+        "no_retry-cpu-seed43",
+        "rezero-cpu-seed42",
+        "rezero-cpu-seed43",
+        "svc-comparison",
+        "warmstart-cpu-seed42",
+    ]
     kind = {t["key"]: t["value"] for t in experiment.get("tags", [])}.get("mlflow.experimentKind")
     assert kind == "custom_model_development"  # opens in the model-training view, not the GenAI one
     dom = browse(
