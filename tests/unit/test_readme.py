@@ -15,7 +15,8 @@ SUBCOMMANDS_WITH_A_SECOND_WORD = {"exp", "plots", "metrics", "params", "remote",
 
 
 def readme_dvc_commands() -> list[list[str]]:
-    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    pages = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages)
     return [shlex.split(m.group(1).replace("…", "")) for m in COMMAND_RE.finditer(text)]
 
 
