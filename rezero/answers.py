@@ -1,10 +1,12 @@
-"""Answer text as the judges read it (rezero/judges.py): normalisation, canonical units, word counts."""
+"""Answer text as the judges read it (rezero/judges.py): normalisation, whether shown results hold an answer,
+canonical units, word counts."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 
 # Inside a number: a thousands comma (before exactly three digits) and a decimal point, between digits.
 _THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
@@ -31,6 +33,33 @@ def normalize_answer(text: str, punctuation_to: str = "") -> str:
         for i, c in enumerate(text)
     )
     return " ".join(token for token in text.split() if token not in ("a", "an", "the"))
+
+
+def answer_visible(answer: str, shown: str) -> bool:
+    """Whether `answer` occurs in `shown` as whole words after normalisation (punctuation dropped or read
+    as a space, as the judge does), so "Nov. 7" is found in "on Nov.7," and "tank" is not found in "tanks".
+
+    >>> answer_visible("55 hours", "at about 55 hours, 54 minutes"), answer_visible("tank", "two tanks")
+    (True, False)
+    """
+    for punctuation_to in ("", " "):
+        wanted = normalize_answer(answer, punctuation_to)
+        if wanted and f" {wanted} " in f" {normalize_answer(shown, punctuation_to)} ":
+            return True
+    return False
+
+
+def first_result_showing(answer: str, shown: Sequence[str]) -> int | None:
+    """The number (1-based) of the first shown result that holds the answer, or None."""
+    return next((n for n, text in enumerate(shown, 1) if answer_visible(answer, text)), None)
+
+
+def first_query_showing(answer: str, shown_per_query: Sequence[Sequence[str]]) -> int | None:
+    """The number (1-based) of the first query whose shown results hold the answer, or None."""
+    return next(
+        (n for n, shown in enumerate(shown_per_query, 1) if first_result_showing(answer, shown) is not None),
+        None,
+    )
 
 
 def token_f1(prediction: list[str], gold: list[str]) -> float:

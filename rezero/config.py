@@ -396,12 +396,18 @@ class RewardWeights:
 @dataclass
 class RetrySchedule:
     """The retry reward: min(1, base + step * min(searches, cap)), times violation_factor when a turn holds
-    two searches (paper code `reward_retry`: 0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches)."""
+    two searches (paper code `reward_retry`: 0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches); with
+    after_miss_only, the searches after the first whose results showed the gold answer do not count."""
 
     base: float = knob(0.2, "Reward for having searched at all (paper: 0.2).")
     step: float = knob(0.15, "Added per search, up to `cap` searches (paper: 0.15).")
     cap: int = knob(5, "Searches beyond this earn nothing more (paper: 5).")
     violation_factor: float = knob(0.5, "Multiplier when a turn holds several searches (paper: 0.5).")
+    after_miss_only: bool = knob(
+        True,
+        "Count a search only while no earlier result showed the gold answer, so searching again pays only "
+        "after a failed search (paper: false, every search counts).",
+    )
 
     def __post_init__(self) -> None:
         for name in ("base", "step", "violation_factor"):
@@ -410,6 +416,8 @@ class RetrySchedule:
             raise ValueError(
                 f"retry violation_factor must be at most 1 (it is a penalty), got {self.violation_factor}"
             )
+        if not isinstance(self.after_miss_only, bool):
+            raise ValueError(f"retry after_miss_only must be true or false, got {self.after_miss_only!r}")
         if isinstance(self.cap, bool) or not isinstance(self.cap, int) or self.cap < 1:
             raise ValueError(f"retry cap must be a whole number of searches >= 1, got {self.cap!r}")
 

@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass, field
 
 from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory, close_episode, take_turn
+from rezero.answers import first_result_showing
 from rezero.judges import normalize_answer
-from rezero.visibility import first_result_showing
 
 log = logging.getLogger(__name__)
 

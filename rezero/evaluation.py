@@ -31,6 +31,7 @@ from typing import Any
 
 from rezero import statistics, tracking
 from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory, check_questions, run_episodes
+from rezero.answers import first_query_showing
 from rezero.checkpoints import CHECKPOINT_PREFIX, RUN_FILE, check_adapters, checkpoint_dirs, checkpoint_step
 from rezero.comparison import outcomes_at
 from rezero.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
@@ -97,6 +98,11 @@ def episode_metrics(
         "answered_share": sum(t.answer is not None for t in trajectories) / n,
         # Answered after two or more searches: the behaviour the retry reward is meant to teach.
         "retry_share": sum(t.answer is not None and len(t.queries) >= 2 for t in trajectories) / n,
+        # Searched again although earlier results already showed the gold answer: retries that cost answers.
+        "search_after_shown_share": sum(
+            searched_after_shown(t, r["answer"]) for t, r in zip(trajectories, records, strict=True)
+        )
+        / n,
     }
     if any(r.get("chunk_text") for r in records):
         metrics["em_chunk_rate"] = sum(scores["em_chunk"]) / n
@@ -203,6 +209,13 @@ def sample_rows(
     return rows
 
 
+def searched_after_shown(episode: Trajectory, answer: str) -> bool:
+    """Whether the episode searched again after a query whose shown results held the gold answer."""
+    shown = [[hit["shown"] for hit in hits] for hits in episode.retrieved]
+    first = first_query_showing(answer, shown)
+    return first is not None and len(episode.queries) > first
+
+
 def outcome_rows(label: str, step: int, split: str, run: PolicyRun) -> list[dict[str, Any]]:
     """Each question's outcome under one model: right or not, searches, answered, retried (answered after
     two searches or more); with sampled runs, how many of them were right."""
@@ -217,6 +230,7 @@ def outcome_rows(label: str, step: int, split: str, run: PolicyRun) -> list[dict
             "searches": len(episode.queries),
             "answered": int(episode.answer is not None),
             "retried": int(episode.answer is not None and len(episode.queries) >= 2),
+            "searched_after_shown": int(searched_after_shown(episode, record["answer"])),
         }
         if run.sampled_correct:
             row["sampled_correct"] = int(sum(runs[i] for runs in run.sampled_correct))

@@ -6,7 +6,7 @@ so the rewards read the fields the rollout passes per row instead:
 
 - `turns`: the model's own messages, in order (text only);
 - `queries`: the queries the environment ran (the last `<search>` of each turn that had one);
-- `retrieved`: for each query, the hits shown, as dicts `{"chunk_id", "text", "original"}`;
+- `retrieved`: for each query, the hits shown, as dicts `{"chunk_id", "text", "shown", "original"}`;
 
 and the dataset columns `question`, `answer` (gold) and `chunk_text` (the gold chunk). A missing field reads
 as empty; without `turns`, conversational completions fall back to their assistant messages. No reward raises
@@ -23,6 +23,7 @@ from dataclasses import asdict, fields
 from difflib import SequenceMatcher
 from typing import Any
 
+from rezero.answers import first_query_showing
 from rezero.config import RetrySchedule, RewardParams, RewardWeights
 from rezero.judges import Judge, NormalizedMatchJudge, make_judge
 from rezero.protocol import (
@@ -60,6 +61,10 @@ def _column(kwargs: Mapping[str, Any], name: str, n: int) -> list[Any]:
     if len(values) != n:
         raise ValueError(f"reward field {name!r} has {len(values)} rows for {n} completions")
     return list(values)
+
+
+def _rows(value: Any) -> list[Any] | tuple[Any, ...]:
+    return value if isinstance(value, list | tuple) else []
 
 
 def _as_turns(value: Any) -> list[str]:
@@ -199,46 +204,74 @@ def make_retry_reward(**schedule: Any) -> Callable[..., list[float]]:
     0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches with the paper's; multiplied by `violation_factor`
     (halved) when any single turn holds more than one `<search>`. Rounded to 6 decimals (float noise; the
     code rounds to 3). The paper's text rewards each query *after the first*; its code, followed here, also
-    rewards the first.
+    rewards the first. With `after_miss_only`, n stops at the first query whose shown results hold the gold
+    `answer` (`rezero.answers.answer_visible`), so a search after results that were enough earns nothing:
+    the reward pays for retrying a failed search, not for searching again.
 
     Args:
-        schedule: fields of `rezero.config.RetrySchedule` (base, step, cap, violation_factor; defaults and
-            checks there), e.g. `make_retry_reward(base=0.0)`.
+        schedule: fields of `rezero.config.RetrySchedule` (base, step, cap, violation_factor, after_miss_only;
+            defaults and checks there), e.g. `make_retry_reward(base=0.0)`.
 
     Returns:
-        A picklable reward whose `__name__` is `"retry"`.
+        A picklable reward whose `__name__` is `"retry"`; it reads the rows' `turns`, and with
+        `after_miss_only` their `retrieved` hits (`shown` text) and gold `answer`.
 
-    >>> retry = make_retry_reward()
+    >>> retry = make_retry_reward(after_miss_only=False)
     >>> search, answer = "<think>t</think><search>q</search>", "<think>t</think><answer>a</answer>"
     >>> turns = [[search, answer], [search] * 3 + [answer], [search] * 6 + [answer], [search]]
     >>> retry([None] * 4, turns=turns)
     [0.35, 0.65, 0.95, 0.0]
+    >>> miss, hit = [{"shown": "other words"}], [{"shown": "at 55 hours"}]
+    >>> make_retry_reward()([None] * 2, turns=[[search] * 3 + [answer]] * 2,
+    ...     retrieved=[[miss, hit, hit], [hit, miss, miss]], answer=["55 hours"] * 2)
+    [0.5, 0.35]
     """
     s = _settings(RetrySchedule, schedule, "retry setting")
-    return _Retry(float(s.base), float(s.step), s.cap, float(s.violation_factor))
+    return _Retry(s)
 
 
 class _Retry:
     # A class, not a closure, so it pickles (TRL may send reward funcs to another process).
     __name__ = "retry"
 
-    def __init__(self, base: float, step: float, cap: int, violation_factor: float):
-        self.base, self.step, self.cap, self.violation_factor = base, step, cap, violation_factor
+    def __init__(self, schedule: RetrySchedule):
+        self.schedule = schedule
 
     def __call__(self, completions: list[Any], **kwargs: Any) -> list[float]:
-        return [self.score(turns) for turns in _turns_per_row(completions, kwargs)]
+        n = len(completions)
+        rows = zip(
+            _turns_per_row(completions, kwargs),
+            _column(kwargs, "retrieved", n),
+            _column(kwargs, "answer", n),
+            strict=True,
+        )
+        return [self.score(turns, retrieved, gold) for turns, retrieved, gold in rows]
 
-    def score(self, turns: list[str]) -> float:
+    def score(self, turns: list[str], retrieved: Any = None, gold: Any = None) -> float:
         if not turns or not has_answer(turns[-1]):
             return 0.0
         per_turn = [count_searches(turn) for turn in turns]
         searches = sum(per_turn)
+        if self.schedule.after_miss_only:
+            searches = min(searches, _searches_until_shown(retrieved, _plain(gold)))
         if searches == 0:
             return 0.0
-        reward = min(1.0, self.base + self.step * min(searches, self.cap))
+        s = self.schedule
+        reward = min(1.0, s.base + s.step * min(searches, s.cap))
         if any(count > 1 for count in per_turn):
-            reward *= self.violation_factor
+            reward *= s.violation_factor
         return round(reward, 6)
+
+
+def _searches_until_shown(retrieved: Any, gold: str) -> int | float:
+    """How many queries ran up to the first whose shown hits hold `gold`; infinite when none did (every
+    search counts) or when there is no gold answer to look for."""
+    shown = [
+        [as_text(hit.get("shown")) for hit in _rows(hits) if isinstance(hit, Mapping)]
+        for hits in _rows(retrieved)
+    ]
+    first = first_query_showing(gold, shown) if gold else None
+    return float("inf") if first is None else first
 
 
 # -------------------- em_chunk

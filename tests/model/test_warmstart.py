@@ -10,12 +10,12 @@ import json
 import pytest
 
 from rezero.agent import DEMONSTRATION, ChatTemplate, SearchEnvironment
+from rezero.answers import answer_visible
 from rezero.config import AgentParams, RewardParams, WarmstartParams
 from rezero.demonstrations import ANSWER_THINKS, RETRY_THINKS, SEARCH_THINKS, build_expert_set, derive_query
 from rezero.errors import PipelineError
 from rezero.judges import normalize_answer
 from rezero.retrieval import open_retriever
-from rezero.visibility import answer_visible
 from rezero.warmstart import WarmstartSetup, run_warmstart, sft_rows
 from tests.model.conftest import environment, tiny_train
 

@@ -298,6 +298,45 @@ class TestRetry:
         assert one(make_retry_reward(base=0.9, step=0.2), turns=[SEARCH, ANSWER]) == 1.0  # capped at 1
 
     @pytest.mark.parametrize(
+        ("shown_per_query", "expected"),
+        [
+            (["no", "no", "no"], 0.65),  # every search failed: each retry counts
+            (["no", "Fra Mauro was the target", "no"], 0.5),  # the third came after the answer was shown
+            (
+                ["fra mauro.", "no", "no"],
+                0.35,
+            ),  # shown at once (as the judge normalises): retries earn nothing
+            (["Fra Maurois", "no", "no"], 0.65),  # whole words only
+        ],
+    )
+    def test_after_miss_only_counts_searches_until_the_answer_was_shown(self, shown_per_query, expected):
+        retrieved = [[{"shown": "unrelated"}, {"shown": shown}] for shown in shown_per_query]
+        reward = make_retry_reward(after_miss_only=True)
+        assert one(reward, turns=[SEARCH] * 3 + [ANSWER], retrieved=retrieved, answer="Fra Mauro") == expected
+        # The paper's rule counts every search whatever the results showed.
+        assert (
+            one(
+                make_retry_reward(after_miss_only=False),
+                turns=[SEARCH] * 3 + [ANSWER],
+                retrieved=retrieved,
+                answer="Fra Mauro",
+            )
+            == 0.65
+        )
+
+    @pytest.mark.parametrize(
+        ("retrieved", "answer"),
+        [
+            (None, "Fra Mauro"),
+            ([[{"shown": "Fra Mauro"}]] * 3, None),
+            ([None, "junk", [None, 3]], "Fra Mauro"),
+        ],
+    )
+    def test_after_miss_only_without_results_or_gold_counts_every_search(self, retrieved, answer):
+        reward = make_retry_reward(after_miss_only=True)
+        assert one(reward, turns=[SEARCH] * 3 + [ANSWER], retrieved=retrieved, answer=answer) == 0.65
+
+    @pytest.mark.parametrize(
         "kwargs",
         [
             {"base": -0.1},
@@ -306,6 +345,7 @@ class TestRetry:
             {"cap": 2.5},
             {"violation_factor": 1.5},
             {"base": "0"},
+            {"after_miss_only": "yes"},
         ],
     )
     def test_bad_settings_are_refused(self, kwargs):
