@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from rezero import checkpoints
-from rezero.errors import PipelineError
+from rezero.io import read_json
 
 RUN_FILE = Path("checkpoints") / checkpoints.RUN_FILE  # the train stage's, in dvc.yaml's paths.checkpoints
 EVALUATE_METRICS = Path("metrics/evaluate.json")
@@ -55,12 +55,6 @@ class MlflowRun:
         return (
             f"`{self.run_id}` in `{self.tracking_uri}` (`mlflow ui --backend-store-uri {self.tracking_uri}`)"
         )
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise PipelineError(f"{path}: not found; the stage that writes it did not run (see the flow's logs).")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def find_mlflow_run(project: Path) -> MlflowRun:

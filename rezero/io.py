@@ -57,28 +57,34 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
+def parse_jsonl(data: bytes, name: str | Path) -> list[tuple[int, Any]]:
+    """Each non-empty line of JSONL `data` (UTF-8, a byte-order mark allowed) as (line number, value); text
+    that is not UTF-8 or a line that is not JSON names `name`, the line and the fix."""
+    rows = []
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            raise PipelineError(f"{name}:{number}: not UTF-8 text ({err.reason}); save it as UTF-8.") from err
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise PipelineError(f"{name}:{number}: not valid JSON ({err.msg}).") from err
+    return rows
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL file; a missing file or a bad line names the file, the line and the fix."""
+    """Read a JSONL file of objects; a missing file or a bad line names the file, the line and the fix."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: file not found. Run the stage that writes it (`dvc repro`) first.")
     records = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                message = f"{path}:{number}: not UTF-8 text ({err.reason}); save it as UTF-8."
-                raise PipelineError(message) from err
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise PipelineError(f"{path}:{number}: not valid JSON ({err.msg}).") from err
-            if not isinstance(record, dict):
-                raise PipelineError(f"{path}:{number}: expected a JSON object per line.")
-            records.append(record)
+    for number, record in parse_jsonl(path.read_bytes(), path):
+        if not isinstance(record, dict):
+            raise PipelineError(f"{path}:{number}: expected a JSON object per line.")
+        records.append(record)
     return records
 
 

@@ -13,11 +13,12 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from rezero.answers import UNIT_WORDS, canonicalize_units, count_words, normalize_answer, token_f1
 from rezero.config import RewardParams
 from rezero.errors import PipelineError
+from rezero.openai_endpoint import ChatEndpoint
 from rezero.redaction import redact_url
 
 
@@ -174,58 +175,34 @@ class LLMJudge:
                 "LLM judge needs an endpoint and a model: set REZERO_JUDGE_BASE_URL and REZERO_JUDGE_MODEL "
                 "(or use the offline NormalizedMatchJudge)."
             )
-        self._client: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_client": None}
+        self.endpoint = ChatEndpoint(
+            role="LLM judge",
+            base_url=self.base_url,
+            api_key=self.api_key,
+            model=self.model,
+            unreachable_fix="Start the server or fix REZERO_JUDGE_BASE_URL.",
+            status_fix="Check REZERO_JUDGE_MODEL and REZERO_JUDGE_API_KEY.",
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+        )
 
     def __repr__(self) -> str:
         return f"LLMJudge(base_url={redact_url(self.base_url)!r}, model={self.model!r})"
 
     def check(self) -> None:
-        """Reach the endpoint once (its model list) before a stage removes or starts anything: a dead or
-        refusing judge is found then, not after the checkpoints are gone or never (no rollout answered)."""
-        self._request(lambda client: client.models.list())
+        """Reach the endpoint once before a stage removes or starts anything: a dead or refusing judge is
+        found then, not after the checkpoints are gone or never (no rollout answered)."""
+        self.endpoint.check()
 
     def __call__(self, question: str, prediction: str, gold: str) -> bool:
         if not self.length_limit.allows(prediction, gold):
             return False  # too long to be an answer: No without asking
         prompt = JUDGE_PROMPT.format(question=question, gold=gold, prediction=prediction)
-        reply = self._request(
-            lambda client: client.chat.completions.create(
-                model=self.model,
-                messages=[{"role": "user", "content": prompt}],
-                temperature=0.0,
-                max_tokens=self.max_tokens,
-            )
+        reply = self.endpoint.chat(
+            [{"role": "user", "content": prompt}], temperature=0.0, max_tokens=self.max_tokens
         )
-        words = re.findall(r"[a-z]+", (reply.choices[0].message.content or "").lower())
+        words = re.findall(r"[a-z]+", (reply or "").lower())
         return bool(words) and words[0] == "yes"
-
-    def _request(self, send: Any) -> Any:
-        """`send(client)` with the endpoint's failures as one PipelineError naming the (redacted) URL."""
-        import openai  # only this judge needs it
-
-        if self._client is None:
-            self._client = openai.OpenAI(
-                base_url=self.base_url,
-                api_key=self.api_key,
-                timeout=self.timeout_s,
-                max_retries=self.max_retries,
-            )
-        try:
-            return send(self._client)
-        except openai.APIConnectionError as err:
-            raise PipelineError(
-                f"LLM judge at {redact_url(self.base_url)} is unreachable ({err}). Start the server or fix "
-                "REZERO_JUDGE_BASE_URL."
-            ) from err
-        except openai.APIStatusError as err:
-            raise PipelineError(
-                f"LLM judge at {redact_url(self.base_url)} answered HTTP {err.status_code} for model "
-                f"{self.model!r}. "
-                "Check REZERO_JUDGE_MODEL and REZERO_JUDGE_API_KEY."
-            ) from err
 
 
 def make_judge(params: RewardParams) -> Judge:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -113,63 +114,86 @@ def copy_project(target: Path, params: dict[str, Any] | None = None) -> Path:
     return project
 
 
-class FakeChatServer(BaseHTTPRequestHandler):
-    """Answers POST /v1/chat/completions like an OpenAI-compatible server, with `reply` (or `status`), and
-    GET /v1/models with one model (or `models_status`)."""
+Responder = Callable[[dict[str, Any]], tuple[int, str]]
 
-    reply, status, models_status, requests = "Yes", 200, 200, []
 
-    def do_GET(self):
-        type(self).requests.append((self.path, None))
-        ok = self.models_status == 200 and self.path == "/v1/models"
-        data = json.dumps(
-            {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "x"}]}
-            if ok
-            else {"error": {"message": "nope"}}
-        ).encode()
-        self.send_response(200 if ok else self.models_status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class ChatServer(ThreadingHTTPServer):
+    """A real OpenAI-compatible endpoint on 127.0.0.1. POST /v1/chat/completions answers
+    `respond(request_body)` = (HTTP status, reply content), by default (200, "Yes"); GET /v1/models lists
+    one model unless `models_status` is set to an error. `requests` records (path, body) in order."""
 
-    def do_POST(self):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ChatHandler)
+        self.respond: Responder = lambda body: (200, "Yes")
+        self.models_status = 200
+        self.requests: list[tuple[str, dict[str, Any] | None]] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def bodies(self) -> list[dict[str, Any]]:
+        """The chat requests' bodies, in order."""
+        return [body for _, body in self.requests if body is not None]
+
+
+class _ChatHandler(BaseHTTPRequestHandler):
+    server: ChatServer
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, None))
+        if self.server.models_status == 200 and self.path == "/v1/models":
+            self._send(
+                200,
+                {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "x"}]},
+            )
+        else:
+            self._send(
+                self.server.models_status if self.server.models_status != 200 else 404,
+                {"error": {"message": "nope"}},
+            )
+
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append((self.path, body))
-        if self.status != 200 or self.path != "/v1/chat/completions":
-            self.send_response(self.status if self.status != 200 else 404)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(json.dumps({"error": {"message": "nope"}}).encode())
+        self.server.requests.append((self.path, body))
+        if self.path != "/v1/chat/completions":
+            self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
-        message = {"role": "assistant", "content": self.reply}
-        payload = {
-            "id": "x",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
+        status, content = self.server.respond(body)
+        if status != 200:
+            self._send(status, {"error": {"message": content}})
+            return
+        message = {"role": "assistant", "content": content}
+        self._send(
+            200,
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+            },
+        )
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, *args):  # keep test output quiet
+    def log_message(self, *args: Any) -> None:  # keep test output quiet
         pass
 
 
 @pytest.fixture
-def chat_server():
-    """A real HTTP server on a free port speaking the OpenAI API (`FakeChatServer`); its base URL."""
-    FakeChatServer.reply, FakeChatServer.status, FakeChatServer.requests = "Yes", 200, []
-    FakeChatServer.models_status = 200
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeChatServer)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+def chat_server() -> Iterator[ChatServer]:
+    """A started `ChatServer` on a free port, shut down after the test."""
+    server = ChatServer()
+    # A short poll interval keeps shutdown() at teardown from waiting the default 0.5 s.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    yield server
     server.shutdown()
     server.server_close()

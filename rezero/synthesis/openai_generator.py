@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import openai
-
 from rezero.config import SynthesizeParams
 from rezero.errors import PipelineError
+from rezero.openai_endpoint import ChatEndpoint
 from rezero.redaction import redact_url
 from rezero.synthesis.pairs import GeneratorRun, QAPair, drop_reason
 from rezero.synthesis.prompting import build_messages, parse_reply
@@ -67,31 +66,8 @@ def endpoint_settings(params: SynthesizeParams, env: Mapping[str, str] = os.envi
     )
 
 
-def request_reply(client: openai.OpenAI, settings: EndpointSettings, text: str) -> str | None:
-    """One chat completion for one chunk; transport and server errors become a PipelineError."""
-    try:
-        response = client.chat.completions.create(
-            model=settings.model,
-            messages=build_messages(text, settings.pairs_per_chunk),
-            temperature=settings.temperature,
-        )
-    except openai.APIConnectionError as err:
-        raise PipelineError(
-            f"QA generator endpoint {redact_url(settings.base_url)} is unreachable ({err}). Start the server "
-            f"or point {ENV_BASE_URL} at a running OpenAI-compatible endpoint."
-        ) from err
-    except openai.APIStatusError as err:
-        raise PipelineError(
-            f"QA generator endpoint {redact_url(settings.base_url)} answered HTTP {err.status_code} for "
-            f"model {settings.model!r}: {err.message}. Check {ENV_MODEL} (the served model name) and "
-            f"{ENV_API_KEY}."
-        ) from err
-    choices = getattr(response, "choices", None) or []
-    return choices[0].message.content if choices else None
-
-
 def pairs_for_chunk(
-    client: openai.OpenAI, settings: EndpointSettings, chunk: dict[str, Any], counts: dict[str, int]
+    endpoint: ChatEndpoint, settings: EndpointSettings, chunk: dict[str, Any], counts: dict[str, int]
 ) -> list[QAPair]:
     """Ask for pairs; ask again (up to max_retries times) while no pair would pass the grounding filter.
 
@@ -103,7 +79,9 @@ def pairs_for_chunk(
         counts["requests"] += 1
         if attempt:
             counts["retry_requests"] += 1
-        reply = request_reply(client, settings, chunk["text"])
+        reply = endpoint.chat(
+            build_messages(chunk["text"], settings.pairs_per_chunk), temperature=settings.temperature
+        )
         pairs = parse_reply(reply)
         if not pairs:
             counts["replies_malformed"] += 1
@@ -116,16 +94,20 @@ def pairs_for_chunk(
 def generate(chunks: list[dict[str, Any]], params: SynthesizeParams) -> GeneratorRun:
     """Run the LLM generator over all chunks (in order), one request per chunk and attempt."""
     settings = endpoint_settings(params)
-    client = openai.OpenAI(
+    endpoint = ChatEndpoint(
+        role="QA generator endpoint",
         base_url=settings.base_url,
         api_key=settings.api_key,
-        timeout=REQUEST_TIMEOUT_S,
+        model=settings.model,
+        unreachable_fix=f"Start the server or point {ENV_BASE_URL} at a running OpenAI-compatible endpoint.",
+        status_fix=f"Check {ENV_MODEL} (the served model name) and {ENV_API_KEY}.",
+        timeout_s=REQUEST_TIMEOUT_S,
         max_retries=HTTP_RETRIES,
     )
     counts = {"requests": 0, "retry_requests": 0, "replies_malformed": 0}
     pairs = []
     for number, chunk in enumerate(chunks, start=1):
-        pairs += [(chunk, pair) for pair in pairs_for_chunk(client, settings, chunk, counts)]
+        pairs += [(chunk, pair) for pair in pairs_for_chunk(endpoint, settings, chunk, counts)]
         if number % 50 == 0:
             log.info("openai generator: %d/%d chunks, %d pairs so far", number, len(chunks), len(pairs))
     if counts["replies_malformed"]:

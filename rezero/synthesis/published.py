@@ -12,7 +12,6 @@ never dropped silently. Rows keep their file order, which the paper's split depe
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from rezero.chunking import collapse_whitespace
 from rezero.config import SynthesizeParams
 from rezero.documents import read_pinned
 from rezero.errors import PipelineError
+from rezero.io import parse_jsonl
 from rezero.synthesis.pairs import GeneratorRun, QAPair
 
 log = logging.getLogger(__name__)
@@ -60,18 +60,8 @@ def read_published(params: SynthesizeParams, base_dir: Path = Path(".")) -> tupl
 
 def parse_rows(data: bytes, name: str) -> list[dict[str, Any]]:
     """JSON objects, one per non-empty line, each with a non-empty `question` and `answer`."""
-    try:
-        lines = data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise PipelineError(f"{name}: not UTF-8 text (invalid byte at offset {err.start}).") from err
     rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise PipelineError(f"{name}:{number}: not valid JSON ({err.msg}).") from err
+    for number, row in parse_jsonl(data, name):
         missing = [
             key
             for key in ("question", "answer")

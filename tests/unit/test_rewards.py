@@ -24,7 +24,6 @@ from rezero.rewards import (
     search_diversity_reward,
     search_strategy_reward,
 )
-from tests.conftest import FakeChatServer
 
 SEARCH = "<think>I should look this up.</think><search>oxygen tank</search>"
 ANSWER = "<think>I know it now.</think><answer>Fra Mauro</answer>"
@@ -95,24 +94,26 @@ class TestLLMJudge:
         ],
     )
     def test_reply_is_read_as_yes_or_no(self, chat_server, reply, expected):
-        FakeChatServer.reply = reply
-        judge = LLMJudge(base_url=chat_server, model="judge-model", max_retries=0)
+        chat_server.respond = lambda body: (200, reply)
+        judge = LLMJudge(base_url=chat_server.base_url, model="judge-model", max_retries=0)
         assert judge("Where did it land?", "Fra Mauro", "Fra Mauro highlands") is expected
 
     def test_prompt_carries_question_answers_and_model(self, chat_server):
-        LLMJudge(base_url=chat_server, model="judge-model", max_retries=0)("Where?", "Hadley", "Fra Mauro")
-        path, body = FakeChatServer.requests[-1]
+        LLMJudge(base_url=chat_server.base_url, model="judge-model", max_retries=0)(
+            "Where?", "Hadley", "Fra Mauro"
+        )
+        path, body = chat_server.requests[-1]
         prompt = body["messages"][0]["content"]
         assert path == "/v1/chat/completions" and body["model"] == "judge-model"
         assert "Where?" in prompt and "Hadley" in prompt and "Fra Mauro" in prompt and "Yes" in prompt
 
     def test_settings_come_from_the_environment(self, chat_server, monkeypatch):
-        monkeypatch.setenv("REZERO_JUDGE_BASE_URL", chat_server)
+        monkeypatch.setenv("REZERO_JUDGE_BASE_URL", chat_server.base_url)
         monkeypatch.setenv("REZERO_JUDGE_MODEL", "env-model")
         monkeypatch.setenv("REZERO_JUDGE_API_KEY", "secret")
         judge = LLMJudge(max_retries=0)
         assert judge("q", "a", "a") is True
-        assert FakeChatServer.requests[-1][1]["model"] == "env-model"
+        assert chat_server.requests[-1][1]["model"] == "env-model"
 
     def test_missing_settings_are_a_pipeline_error(self, monkeypatch):
         monkeypatch.delenv("REZERO_JUDGE_BASE_URL", raising=False)
@@ -127,23 +128,23 @@ class TestLLMJudge:
             judge("q", "a", "a")
 
     def test_http_error_is_a_pipeline_error(self, chat_server):
-        FakeChatServer.status = 500
+        chat_server.respond = lambda body: (500, "nope")
         with pytest.raises(PipelineError, match="HTTP 500"):
-            LLMJudge(base_url=chat_server, model="m", max_retries=0)("q", "a", "a")
+            LLMJudge(base_url=chat_server.base_url, model="m", max_retries=0)("q", "a", "a")
 
     def test_make_judge_reaches_the_endpoint_once_before_anything_else(self, chat_server, monkeypatch):
-        monkeypatch.setenv("REZERO_JUDGE_BASE_URL", chat_server)
+        monkeypatch.setenv("REZERO_JUDGE_BASE_URL", chat_server.base_url)
         monkeypatch.setenv("REZERO_JUDGE_MODEL", "m")
         judge = make_judge(RewardParams(judge="llm", max_answer_words=3, max_answer_gold_ratio=1.5))
         assert isinstance(judge, LLMJudge) and judge.length_limit == AnswerLengthLimit(3, 1.5)
-        assert FakeChatServer.requests == [("/v1/models", None)]  # checked, nothing judged yet
+        assert chat_server.requests == [("/v1/models", None)]  # checked, nothing judged yet
 
     @pytest.mark.parametrize("refusal", ["dead", 401])
     def test_make_judge_refuses_a_dead_or_refusing_endpoint_naming_it_without_credentials(
         self, chat_server, monkeypatch, refusal
     ):
-        url = f"http://127.0.0.1:{closed_port()}/v1" if refusal == "dead" else chat_server
-        FakeChatServer.models_status = 200 if refusal == "dead" else refusal
+        url = f"http://127.0.0.1:{closed_port()}/v1" if refusal == "dead" else chat_server.base_url
+        chat_server.models_status = 200 if refusal == "dead" else refusal
         secret_url = url.replace("http://", "http://judge:s3cret@")
         monkeypatch.setenv("REZERO_JUDGE_BASE_URL", secret_url)
         monkeypatch.setenv("REZERO_JUDGE_MODEL", "m")
@@ -153,16 +154,16 @@ class TestLLMJudge:
         assert ("unreachable" if refusal == "dead" else "HTTP 401") in str(caught.value)
 
     def test_too_long_answer_is_no_without_asking(self, chat_server):
-        judge = LLMJudge(base_url=chat_server, model="m", max_retries=0, max_answer_words=3)
+        judge = LLMJudge(base_url=chat_server.base_url, model="m", max_retries=0, max_answer_words=3)
         assert judge("Where?", "near the Fra Mauro highlands, I think", "Fra Mauro") is False
-        assert FakeChatServer.requests == []
+        assert chat_server.requests == []
         assert judge("Where?", "Fra Mauro highlands", "Fra Mauro") is True  # 3 words: asked, "Yes"
-        assert len(FakeChatServer.requests) == 1
+        assert len(chat_server.requests) == 1
 
     def test_correctness_with_llm_judge_and_pickle_after_use(self, chat_server):
-        reward = make_correctness_reward(LLMJudge(base_url=chat_server, model="m", max_retries=0))
+        reward = make_correctness_reward(LLMJudge(base_url=chat_server.base_url, model="m", max_retries=0))
         assert one(reward, turns=[SEARCH, ANSWER], answer="Fra Mauro", question="q") == 1.0
-        FakeChatServer.reply = "No"
+        chat_server.respond = lambda body: (200, "No")
         clone = pickle.loads(pickle.dumps(reward))
         assert one(clone, turns=[SEARCH, ANSWER], answer="Fra Mauro", question="q") == 0.0
 

@@ -11,9 +11,7 @@ import hashlib
 import json
 import re
 import socket
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ from rezero.synthesis.offline import pairs_for_chunk
 from rezero.synthesis.prompting import parse_reply
 from rezero.synthesis.questions import ask
 from rezero.synthesis.spans import find_spans
+from tests.conftest import ChatServer, Responder
 
 PROSE_A = (
     "The Kestrel 4 flight plan called for a landing in the Marsh Highlands.\n\n"
@@ -319,77 +318,21 @@ class TestParseReply:
 
 # ---- a real OpenAI-compatible endpoint on 127.0.0.1 -------------------------------------------------
 
-Responder = Callable[[dict[str, Any]], tuple[int, str]]
-
-
-class ChatServer(ThreadingHTTPServer):
-    """Serves POST /v1/chat/completions; `respond(request_body)` gives (HTTP status, reply content)."""
-
-    def __init__(self, respond: Responder) -> None:
-        super().__init__(("127.0.0.1", 0), ChatHandler)
-        self.respond = respond
-        self.requests: list[dict[str, Any]] = []
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class ChatHandler(BaseHTTPRequestHandler):
-    server: ChatServer
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append(body)
-        if self.path != "/v1/chat/completions":
-            status, payload = 404, {"error": {"message": f"no route {self.path}", "type": "not_found"}}
-        else:
-            status, content = self.server.respond(body)
-            payload = (
-                chat_completion(body["model"], content) if status == 200 else {"error": {"message": content}}
-            )
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-
-def chat_completion(model: str, content: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-    }
-
 
 @pytest.fixture
-def chat_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Responder], ChatServer]]:
-    servers: list[ChatServer] = []
+def qa_endpoint(
+    chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[Responder], ChatServer]:
+    """`qa_endpoint(respond)`: the fake endpoint answering with `respond`, set as the generator's endpoint."""
 
     def start(respond: Responder) -> ChatServer:
-        server = ChatServer(respond)
-        # A short poll interval keeps shutdown() at teardown from waiting the default 0.5 s.
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        monkeypatch.setenv("REZERO_QA_BASE_URL", server.base_url)
-        return server
+        chat_server.respond = respond
+        monkeypatch.setenv("REZERO_QA_BASE_URL", chat_server.base_url)
+        return chat_server
 
     monkeypatch.delenv("REZERO_QA_MODEL", raising=False)
     monkeypatch.delenv("REZERO_QA_API_KEY", raising=False)
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    return start
 
 
 def chunk_in(body: dict[str, Any]) -> str:
@@ -418,9 +361,9 @@ def openai_params(**overrides: Any) -> SynthesizeParams:
 
 class TestOpenAIGenerator:
     def test_good_replies_become_grounded_records(
-        self, chat_server: Callable[[Responder], ChatServer]
+        self, qa_endpoint: Callable[[Responder], ChatServer]
     ) -> None:
-        server = chat_server(grounded_reply)
+        server = qa_endpoint(grounded_reply)
         records, summary = generate_pairs(CHUNKS[:2], openai_params())
         assert [(r["chunk_id"], r["answer"], r["difficulty"]) for r in records] == [
             ("0000-a", "41:12:05", "easy"),
@@ -432,57 +375,57 @@ class TestOpenAIGenerator:
         assert summary["generator_settings"]["base_url"] == server.base_url
         assert "api_key" not in summary["generator_settings"]
 
-    def test_request_follows_the_paper_shape(self, chat_server: Callable[[Responder], ChatServer]) -> None:
-        server = chat_server(grounded_reply)
+    def test_request_follows_the_paper_shape(self, qa_endpoint: Callable[[Responder], ChatServer]) -> None:
+        server = qa_endpoint(grounded_reply)
         generate_pairs(CHUNKS[:1], openai_params(pairs_per_chunk=2, temperature=0.3))
-        (body,) = server.requests
+        (body,) = server.bodies()
         assert body["model"] == "meta-llama/Llama-3.1-8B-Instruct"
         assert body["temperature"] == 0.3
         assert PROSE_A in chunk_in(body) and "write 2 question-answer pairs" in chunk_in(body)
 
     def test_model_comes_from_the_environment_when_set(
-        self, chat_server: Callable[[Responder], ChatServer], monkeypatch: pytest.MonkeyPatch
+        self, qa_endpoint: Callable[[Responder], ChatServer], monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        server = chat_server(grounded_reply)
+        server = qa_endpoint(grounded_reply)
         monkeypatch.setenv("REZERO_QA_MODEL", "local-test-model")
         generate_pairs(CHUNKS[:1], openai_params())
-        assert server.requests[0]["model"] == "local-test-model"
+        assert server.bodies()[0]["model"] == "local-test-model"
 
     def test_malformed_reply_is_counted_and_retried_not_fatal(
-        self, chat_server: Callable[[Responder], ChatServer], caplog: pytest.LogCaptureFixture
+        self, qa_endpoint: Callable[[Responder], ChatServer], caplog: pytest.LogCaptureFixture
     ) -> None:
         def respond(body: dict[str, Any]) -> tuple[int, str]:
             return (200, "Sorry, I cannot do that.") if "41:12:05" in chunk_in(body) else grounded_reply(body)
 
-        server = chat_server(respond)
+        server = qa_endpoint(respond)
         records, summary = generate_pairs(CHUNKS[:2], openai_params(max_retries=1))
         assert [r["chunk_id"] for r in records] == ["0001-b"]
         assert summary["replies_malformed"] == 2  # the first try and its one retry
-        assert summary["requests"] == len(server.requests) == 3
+        assert summary["requests"] == len(server.bodies()) == 3
         assert "no question/answer pair in the reply" in caplog.text
 
     def test_chunk_is_asked_again_when_no_pair_is_grounded(
-        self, chat_server: Callable[[Responder], ChatServer]
+        self, qa_endpoint: Callable[[Responder], ChatServer]
     ) -> None:
         replies = iter([
             json.dumps([{"question": "Who flew?", "answer": "someone not in the text"}]),
             json.dumps([{"question": "When was the reserve water tank No. 3 vented?", "answer": "41:12:05"}]),
         ])  # fmt: skip
-        server = chat_server(lambda body: (200, next(replies)))
+        server = qa_endpoint(lambda body: (200, next(replies)))
         records, summary = generate_pairs(CHUNKS[:1], openai_params(max_retries=1))
         assert [r["answer"] for r in records] == ["41:12:05"]
-        assert len(server.requests) == 2 and summary["retry_requests"] == 1
+        assert len(server.bodies()) == 2 and summary["retry_requests"] == 1
 
-    def test_no_retry_when_max_retries_is_zero(self, chat_server: Callable[[Responder], ChatServer]) -> None:
-        server = chat_server(lambda body: (200, "not json"))
+    def test_no_retry_when_max_retries_is_zero(self, qa_endpoint: Callable[[Responder], ChatServer]) -> None:
+        server = qa_endpoint(lambda body: (200, "not json"))
         with pytest.raises(PipelineError, match="no pair survived"):
             generate_pairs(CHUNKS[:1], openai_params(max_retries=0))
-        assert len(server.requests) == 1
+        assert len(server.bodies()) == 1
 
     def test_server_error_status_names_the_model_variable(
-        self, chat_server: Callable[[Responder], ChatServer]
+        self, qa_endpoint: Callable[[Responder], ChatServer]
     ) -> None:
-        chat_server(lambda body: (404, "model 'nope' not found"))
+        qa_endpoint(lambda body: (404, "model 'nope' not found"))
         with pytest.raises(PipelineError, match=r"HTTP 404.*REZERO_QA_MODEL"):
             generate_pairs(CHUNKS[:1], openai_params())
 
