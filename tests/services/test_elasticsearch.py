@@ -1,7 +1,8 @@
 """The Elasticsearch backend against a real server (never a mock): indexing and search, agreement with the
 embedded engine on the mission report, alias swaps, per-document bulk errors, special characters, dense and
 hybrid modes, highlighted result windows (and their agreement with the embedded engine's), and clear
-connection and credential errors. Faults with real processes (kills, restarts): test_elasticsearch_faults.py.
+connection and credential errors; the retriever contract (tests/retriever_contract.py) runs here too.
+Faults with real processes (kills, restarts): test_elasticsearch_faults.py.
 
 Needs ES_URL (`bash infra/elasticsearch.sh start`, then `export ES_URL=http://127.0.0.1:9200`). Without it
 these tests skip, except under CI, where they fail. Each test uses its own alias and removes it after.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import http.server
 import logging
 import os
-import re
 import socket
 import threading
 import uuid
@@ -29,8 +29,9 @@ from rezero.retrieval import Document, Retriever, build_index, chunk_documents, 
 from rezero.retrieval.embedded import query_terms
 from rezero.retrieval.es_connection import settings_from_env
 from tests.conftest import SHARED_DATA, require_shared_file
+from tests.retriever_contract import CHUNKS as CONTRACT_CHUNKS
+from tests.retriever_contract import MODES, RetrieverContract, words
 from tests.services.conftest import drop
-from tests.unit.test_windows import CHUNKS as WINDOW_CHUNKS
 
 pytestmark = pytest.mark.services
 log = logging.getLogger(__name__)
@@ -41,11 +42,6 @@ CHUNKS = [
     {"chunk_id": "c3", "position": 2, "text": "Splashdown happened in the Pacific Ocean near Samoa."},
 ]
 AGREEMENT_FLOOR = 0.7  # share of questions whose top chunk is the same in both engines
-WINDOW_DOCS = chunk_documents(
-    WINDOW_CHUNKS
-)  # the embedded window tests' chunks: query words far from the start
-WINDOW_MODES = ["bm25", "dense", "hybrid"]
-WORD = re.compile(r"\w+")
 
 
 def serving_indices(client: Elasticsearch, alias: str) -> list[str]:
@@ -86,37 +82,6 @@ def special_retriever(tmp_path_factory, es_client) -> Iterator[Retriever]:
     build_index(IndexParams(backend="elasticsearch", es_index=alias), chunk_documents(CHUNKS), folder)
     yield open_retriever(folder)
     drop(es_client, alias)
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        '"oxygen tank"',
-        "crew's lifeboat",
-        "(lunar) AND module",
-        "OR",
-        "NOT",
-        "tank:oxygen",
-        "text:oxygen AND _id:c1",
-        "Pacific^2",
-        "über Śamoa 月 😀",
-        "",
-        "   ",
-        "*",
-        "?",
-        "\\",
-        "/regex.*/",
-        'oxygen~ -tank +crew [a TO b] {x} && || ! ( ) " ~ * ? : \\ /',
-        '{"query": {"match_all": {}}}',
-        "\x00\x1f control characters",
-        "a" * 5000,
-        " ".join(f"word{i}" for i in range(3000)),  # more terms than a bool query allows clauses by default
-    ],
-)
-def test_any_query_text_never_raises(special_retriever, query):
-    assert isinstance(special_retriever.search(query, 3), list)
-    windowed = special_retriever.search(query, 3, snippet_chars=20)  # the highlighter takes any query too
-    assert all(hit.snippet is not None and len(hit.snippet) <= 20 for hit in windowed)
 
 
 def test_special_characters_still_find_their_words(special_retriever):
@@ -237,15 +202,17 @@ def test_dense_and_hybrid_modes_return_sensible_hits(mode, es_client, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def window_retrievers(es_client, tmp_path_factory) -> Iterator[dict[str, Retriever]]:
-    """Elasticsearch and embedded retrievers per mode over the chunks of the embedded window tests."""
+def contract_retrievers(es_client, tmp_path_factory) -> Iterator[dict[str, Retriever]]:
+    """An Elasticsearch retriever per mode over the contract's chunks (tests/retriever_contract.py)."""
     root = tmp_path_factory.mktemp("windows")
-    aliases = {mode: f"rezero-test-{uuid.uuid4().hex[:10]}" for mode in WINDOW_MODES}
+    aliases = {mode: f"rezero-test-{uuid.uuid4().hex[:10]}" for mode in MODES}
     retrievers = {}
     try:
         for mode, alias in aliases.items():
             build_index(
-                IndexParams(backend="elasticsearch", mode=mode, es_index=alias), WINDOW_DOCS, root / mode
+                IndexParams(backend="elasticsearch", mode=mode, es_index=alias),
+                chunk_documents(CONTRACT_CHUNKS),
+                root / mode,
             )
             retrievers[mode] = open_retriever(root / mode)
         yield retrievers
@@ -254,56 +221,8 @@ def window_retrievers(es_client, tmp_path_factory) -> Iterator[dict[str, Retriev
             drop(es_client, alias)
 
 
-def words(text: str) -> set[str]:
-    return {word.lower() for word in WORD.findall(text)}
-
-
-@pytest.mark.parametrize("mode", WINDOW_MODES)
-@pytest.mark.parametrize("chars", [30, 80, 150])
-def test_highlighted_window_holds_the_query_words_within_the_limit(window_retrievers, mode, chars):
-    query = "cryogenic oxygen tank"
-    hits = window_retrievers[mode].search(query, 4, snippet_chars=chars)
-    (tank,) = [hit for hit in hits if hit.chunk_id == "c1"]
-    texts = {doc.chunk_id: doc.text for doc in WINDOW_DOCS}
-    for hit in hits:
-        assert hit.snippet is not None and 0 < len(hit.snippet) <= chars
-        assert hit.snippet in hit.text and hit.text == texts[hit.chunk_id]  # a window; the chunk stays whole
-        if words(hit.text) & set(query_terms(query)):
-            assert words(hit.snippet) & set(query_terms(query)), hit
-    assert not tank.text.startswith(tank.snippet)  # it moved to the match, far from the start
-
-
-@pytest.mark.parametrize("mode", WINDOW_MODES)
-def test_highlighted_window_without_snippet_chars_is_absent(window_retrievers, mode):
-    retriever = window_retrievers[mode]
-    plain = retriever.search("lunar module lifeboat", 3)
-    assert plain and all(hit.snippet is None for hit in plain)
-    windowed = retriever.search("lunar module lifeboat", 3, snippet_chars=50)
-    assert [(h.doc_id, h.text, h.score) for h in windowed] == [(h.doc_id, h.text, h.score) for h in plain]
-    queries = ["oxygen", "", "?!", "Samoa recovery", "lunar module"]
-    batch = retriever.search_many(queries, 2, snippet_chars=40)
-    single = [retriever.search(q, 2, snippet_chars=40) for q in queries]
-    # Scores aside (a batch pads its embedding inputs, which moves a float32's last digit): the same windows.
-    assert [[(h.doc_id, h.snippet) for h in r] for r in batch] == [
-        [(h.doc_id, h.snippet) for h in r] for r in single
-    ]
-    with pytest.raises(ValueError, match="snippet_chars must be >= 1"):
-        retriever.search("oxygen", 2, snippet_chars=0)
-
-
-@pytest.mark.parametrize("mode", ["dense", "hybrid"])
-def test_knn_hit_without_a_query_word_shows_the_start_of_its_text(window_retrievers, mode):
-    # No word in common with any chunk: kNN finds them; `no_match_size` gives the start of each text.
-    hits = window_retrievers[mode].search("water landing location", 3, snippet_chars=60)
-    assert hits[0].chunk_id == "c3"
-    for hit in hits:
-        assert hit.text.startswith(hit.snippet) and 45 < len(hit.snippet) <= 60
-
-
-@pytest.mark.parametrize("mode", WINDOW_MODES)
-def test_a_word_longer_than_the_highlighted_window_is_cut(window_retrievers, mode):
-    hits = window_retrievers[mode].search("supercalifragilisticexpialidocious", 4, snippet_chars=10)
-    assert hits and all(len(hit.snippet) <= 10 for hit in hits)
+class TestElasticsearchContract(RetrieverContract):
+    pass
 
 
 def test_both_backends_show_windows_with_the_same_query_words(

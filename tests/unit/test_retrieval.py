@@ -1,4 +1,5 @@
-"""Embedded retrieval: BM25 ranking, any query text, distractors marked non-original, atomic rebuilds."""
+"""Embedded retrieval: distractors marked non-original, atomic rebuilds. Ranking, any query text and
+windows are the retriever contract (tests/retriever_contract.py), run by tests/unit/test_windows.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from rezero.config import IndexParams
 from rezero.errors import PipelineError
 from rezero.retrieval import (
     Document,
-    Retriever,
     build_index,
     chunk_documents,
     load_distractors,
@@ -27,47 +27,6 @@ def index_dir(tmp_path):
     folder = tmp_path / "index"
     build_index(IndexParams(), chunk_documents(CHUNKS), folder)
     return folder
-
-
-def test_best_matching_chunk_ranks_first(index_dir):
-    retriever = open_retriever(index_dir)
-    assert isinstance(retriever, Retriever)
-    hits = retriever.search("Where was the splashdown?", 2)
-    assert hits[0].chunk_id == "c3"
-    assert hits[0].original is True
-    assert len(hits) <= 2
-    assert hits == sorted(hits, key=lambda h: -h.score)
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        '"oxygen tank"',
-        "crew's lifeboat",
-        "(lunar) AND module",
-        "OR",
-        "NOT",
-        "tank:oxygen",
-        "Pacific^2",
-        "über Śamoa 月",
-        "",
-        "   ",
-        "*",
-        "oxygen~ -tank +crew [a TO b] {x}",
-        "a" * 5000,
-    ],
-)
-def test_any_query_text_never_raises(index_dir, query):
-    retriever = open_retriever(index_dir)
-    assert isinstance(retriever.search(query, 3), list)
-    windowed = retriever.search(query, 3, snippet_chars=20)  # the highlighter takes any query too
-    assert all(hit.snippet is not None and len(hit.snippet) <= 20 for hit in windowed)
-
-
-def test_batch_search_equals_single_searches(index_dir):
-    retriever = open_retriever(index_dir)
-    queries = ["oxygen", "lunar module", "", "Samoa"]
-    assert retriever.search_many(queries, 2) == [retriever.search(q, 2) for q in queries]
 
 
 def test_distractors_are_searchable_but_marked_non_original(tmp_path):
