@@ -395,8 +395,8 @@ class RewardWeights:
 
 @dataclass
 class RetrySchedule:
-    """The retry reward: min(1, base + step * min(searches, cap)), times violation_factor when a turn holds
-    two searches (paper code `reward_retry`: 0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches); with
+    """The retry reward (rezero/rewards.py): min(1, base + step * min(searches, cap)), times violation_factor
+    when a turn holds two searches (the paper's: 0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches); with
     after_miss_only, the searches after the first whose results showed the gold answer do not count."""
 
     base: float = knob(0.2, "Reward for having searched at all (paper: 0.2).")

@@ -149,9 +149,8 @@ class MergedCopy:
     """A plain copy of a LoRA policy for sampling, with each adapted layer's update folded into its weight
     (W + scale·B·A), refreshed before every rollout from the policy's current adapter.
 
-    Un-merged LoRA runs two extra small matmuls and an add per adapted layer for every generated token;
-    sampling the 16 episodes of a default step took 19.8 s merged against 24.7 s un-merged
-    (benchmarks/grpo_step.py, README). The policy
+    Un-merged LoRA runs two extra small matmuls and an add per adapted layer for every generated token, so
+    sampling through the merged copy is faster (docs/benchmarks.md, benchmarks/grpo_step.py). The policy
     itself is never merged and unmerged in place, so its base weights (and the reference model, which reads
     them) stay bit-exact. Costs one more copy of the adapted weights in memory.
     """

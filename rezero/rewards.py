@@ -1,4 +1,5 @@
-"""The six ReZero rewards (the paper, arXiv 2504.11001, and its code) as TRL reward functions.
+"""The six ReZero rewards (the paper, arXiv 2504.11001, and its code) as TRL reward functions. "Paper code"
+below names a function of the paper's reward module, `src/rewards.py` in github.com/menloresearch/ReZero.
 
 Each reward has TRL's signature `reward(completions, **kwargs) -> list[float]`: one score per completion, in
 order. `completions` is TRL's decode of the whole trajectory, injected text and role names included,

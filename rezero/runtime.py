@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rezero.errors import PipelineError
 
-# Nothing may reach a model hub or a telemetry host at run time (README, "Two commands": offline).
+# Nothing may reach a model hub or a telemetry host at run time.
 OFFLINE_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -51,9 +51,8 @@ MALLOPT = {-3: 32 * 2**20, -1: 4 * 2**30, -2: 256 * 2**20}  # M_MMAP_THRESHOLD, 
 
 
 def keep_freed_memory() -> None:
-    """Stop glibc returning each step's activations to the kernel only to fault them in again: a warm-start
-    step on 2 cores spent 44 of 110 CPU seconds in the kernel (page faults) and ran 1.2x faster without it
-    (43.6 s -> 35.5 s for 16 episodes). A no-op where the C library is not glibc."""
+    """Stop glibc returning each step's activations to the kernel only to fault them in again (page faults
+    took a large share of a training step's CPU time; docs/benchmarks.md). A no-op without glibc."""
     import ctypes
     import ctypes.util
 
@@ -89,9 +88,9 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-# The accelerate config a stage re-launches itself with (README, "Scaling out"). A variable, not a param:
-# how many processes run a training is the machine's business, not what it trains, so changing it neither
-# re-runs the stage for DVC nor discards its checkpoints.
+# The accelerate config a stage re-launches itself with (docs/operations.md, "Scaling out"). A variable, not
+# a param: how many processes run a training is the machine's business, not what it trains, so changing it
+# neither re-runs the stage for DVC nor discards its checkpoints.
 ACCELERATE_CONFIG_ENV = "REZERO_ACCELERATE_CONFIG"
 
 

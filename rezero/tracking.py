@@ -35,7 +35,7 @@ START_SERVER_HINT = (
     "Start it with `bash infra/services.sh start`, or unset MLFLOW_TRACKING_URI to use the local store."
 )
 
-# TRL's log keys → this project's metric keys (README, "Metrics").
+# TRL's log keys → this project's metric keys (docs/design.md, "Metrics").
 TRAIN_METRIC_KEYS = {
     "reward": "train/reward/total",
     "reward_std": "train/reward/std",

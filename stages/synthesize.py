@@ -1,12 +1,10 @@
 """Stage `synthesize`: question/answer pairs about the chunks (by default the paper's published 318 pairs,
 mapped to our chunks; or the offline rule-based generator, or any OpenAI-compatible endpoint), kept only when
 grounded in their chunk, split train/test as the paper did, with a dev split carved from train (on which
-checkpoints are chosen), and checked by a Great Expectations suite before anything is written. Also measures
-answer visibility: the share of each split whose gold answer appears in the results the agent is shown when
-the question itself is the query (no single search can do better).
+checkpoints are chosen), and checked by a Great Expectations suite before anything is written. A data stage:
+it never runs the agent (answer visibility is the `visibility` stage's).
 
-Params: synthesize.*, agent.top_k / result_chars / noise_share (what the agent is shown). The `openai`
-generator reads REZERO_QA_BASE_URL, REZERO_QA_API_KEY, REZERO_QA_MODEL.
+Params: synthesize.*. The `openai` generator reads REZERO_QA_BASE_URL, REZERO_QA_API_KEY, REZERO_QA_MODEL.
 """
 
 import argparse
@@ -22,34 +20,25 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("chunks", type=Path, help="chunks JSONL from `chunk`")
-    parser.add_argument("index", type=Path, help="index folder from `index` (for answer visibility)")
     parser.add_argument("train_out", type=Path, help="training QA JSONL (written)")
     parser.add_argument("test_out", type=Path, help="test QA JSONL (written)")
     parser.add_argument("dev_out", type=Path, help="dev QA JSONL, held out of train (written)")
-    parser.add_argument("metrics_out", type=Path, help="QA counts and answer visibility JSON (written)")
+    parser.add_argument("metrics_out", type=Path, help="QA counts JSON (written)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    from rezero.agent import SearchEnvironment
-    from rezero.retrieval import open_retriever
     from rezero.synthesis import generate_pairs, split_dev, split_train_test
     from rezero.validation import validate_qa
-    from rezero.visibility import answer_visibility
 
     params = load_section("synthesize", args.params)
     records, summary = generate_pairs(read_jsonl(args.chunks), params)
     train, test = split_train_test(records, params.test_fraction, params.seed)
     train, dev = split_dev(train, params.dev_size, params.seed)
     validate_qa(train, test, params.test_fraction, dev)
-    env = SearchEnvironment(open_retriever(args.index), load_section("agent", args.params), seed=params.seed)
     splits = {"train": train, "dev": dev, "test": test}
     for name, out in (("train", args.train_out), ("dev", args.dev_out), ("test", args.test_out)):
         write_jsonl(out, splits[name])
-    counts = {name: len(rows) for name, rows in splits.items()}
-    visibility = {
-        f"answer_visibility_{n}": round(answer_visibility(rows, env), 4) for n, rows in splits.items()
-    }
-    write_json(args.metrics_out, {**summary, **counts, **visibility})
+    write_json(args.metrics_out, {**summary, **{name: len(rows) for name, rows in splits.items()}})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Shared by both backends: sentence embeddings (dense retrieval), cosine ranking and reciprocal rank fusion.
 
-Dense and hybrid modes are this project's additions (issue 5); the paper searches with BM25 only.
+Dense and hybrid modes are this project's additions; the paper searches with BM25 only.
 """
 
 from __future__ import annotations

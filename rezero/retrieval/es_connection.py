@@ -91,8 +91,8 @@ class ClientRetryLog(logging.Filter):
     """Keep the client's retries to one short warning each; their tracebacks go to the debug log.
 
     elastic_transport logs every retry at WARNING with the whole exception chain (three tracebacks), and its
-    node pool adds a line per failure: an unreachable ES_URL printed 172 lines before the one line that says
-    what to do (issue 11). Installed on the client's loggers by `connect`, for every entry point alike.
+    node pool adds a line per failure: an unreachable ES_URL buried the one line that says what to do under
+    screens of them. Installed on the client's loggers by `connect`, for every entry point alike.
     """
 
     # The client's messages (elastic_transport 9.x) that become debug lines; their meaning is in ours.

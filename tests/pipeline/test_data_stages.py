@@ -13,7 +13,7 @@ import pytest
 from tests.pipeline.conftest import copy_project, run, set_params
 from tests.unit.test_documents import make_pdf
 
-DATA_STAGES = ["ingest", "chunk", "index", "synthesize"]
+DATA_STAGES = ["ingest", "chunk", "index", "synthesize", "visibility"]
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -22,7 +22,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_dvc_repro_runs_the_data_stages_on_the_mission_report(project, mission_report):
-    run(project, "dvc", "repro", "index", "synthesize")
+    run(project, "dvc", "repro", "visibility")
 
     chunks = read_jsonl(project / "data/chunks.jsonl")
     assert len(chunks) == 341
@@ -44,9 +44,28 @@ def test_dvc_repro_runs_the_data_stages_on_the_mission_report(project, mission_r
 
     # Nothing changed: a second repro does no work, quickly.
     started = time.perf_counter()
-    second = run(project, "dvc", "repro", "index", "synthesize")
+    second = run(project, "dvc", "repro", "visibility")
     assert time.perf_counter() - started < 5
     assert "Running stage" not in second.stdout
+
+    # Answer visibility: the gold answer is in the 3 windows shown for about three quarters of the questions.
+    visibility = json.loads((project / "metrics/visibility.json").read_text())
+    assert sorted(visibility) == [
+        "answer_visibility_dev",
+        "answer_visibility_test",
+        "answer_visibility_train",
+    ]
+    assert all(0.6 <= share <= 0.9 for share in visibility.values()), visibility
+
+    # What the agent is shown re-runs visibility, never the data stages before it.
+    set_params(project, {"agent.top_k": 1})
+    shown = run(project, "dvc", "repro", "visibility")
+    assert "Running stage 'visibility'" in shown.stdout
+    assert not any(f"Running stage '{s}'" in shown.stdout for s in ("ingest", "chunk", "index", "synthesize"))
+    assert (
+        json.loads((project / "metrics/visibility.json").read_text())["answer_visibility_test"]
+        < visibility["answer_visibility_test"]
+    )
 
     # A synthesize param re-runs synthesize only (and marks what follows it as changed).
     set_params(project, {"synthesize.seed": 7})
@@ -164,10 +183,11 @@ def test_malformed_params_file_is_a_clear_error(ingested, content):
 
 
 @pytest.mark.slow
-def test_index_and_synthesize_refuse_missing_inputs(project):
+def test_index_synthesize_and_visibility_refuse_missing_inputs(project):
     for stage, args in [
         ("index", ("nope.jsonl", "data/index", "metrics/index.json")),
-        ("synthesize", ("nope.jsonl", "data/index", "a.jsonl", "b.jsonl", "c.jsonl", "m.json")),
+        ("synthesize", ("nope.jsonl", "a.jsonl", "b.jsonl", "c.jsonl", "m.json")),
+        ("visibility", ("data/index", "nope.jsonl", "a.jsonl", "b.jsonl", "m.json")),
     ]:
         result = run_stage(project, stage, *args)
         assert result.returncode == 1 and "nope.jsonl: file not found" in result.stderr
@@ -179,7 +199,7 @@ def test_every_stage_has_help(tmp_path):
 
     from tests.conftest import PROJECT_ROOT
 
-    for stage in [*DATA_STAGES, "warmstart", "train", "evaluate"]:
+    for stage in [*DATA_STAGES, "warmstart", "passrate", "train", "evaluate"]:
         result = subprocess.run(
             [sys.executable, f"stages/{stage}.py", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True
         )

@@ -1,10 +1,12 @@
-"""The README's DVC commands use options their command has (`dvc repro` has no `-S`; `dvc exp run` has)."""
+"""The README and docs: DVC, `rezero` and flow commands use options they have (`dvc repro` has no
+`-S`), and every relative link and anchor resolves."""
 
 from __future__ import annotations
 
 import re
 import shlex
 import subprocess
+import sys
 from functools import cache
 
 from tests.conftest import PROJECT_ROOT
@@ -37,3 +39,59 @@ def test_every_dvc_command_in_the_readme_uses_options_it_has():
         usage = help_text(*sub)
         wrong += [f"dvc {' '.join(sub)} {o}" for o in options if not re.search(rf"(?<![\w-]){o}\b", usage)]
     assert not wrong, f"README commands with options DVC does not have: {wrong}"
+
+
+LINK_RE = re.compile(r"\]\(([^)\s]+)\)")
+PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+
+
+def heading_anchors(page) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    anchors = set()
+    in_code = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        in_code ^= line.startswith("```")
+        if not in_code and line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            slug = re.sub(r"[^\w\- ]", "", title).replace(" ", "-")
+            anchors.add(slug if slug not in anchors else f"{slug}-1")
+    return anchors
+
+
+def test_every_relative_link_and_anchor_resolves():
+    broken = []
+    for page in PAGES:
+        for target in LINK_RE.findall(page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue  # a URL
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and anchor not in heading_anchors(linked):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, broken
+
+
+# `rezero ask …` and `python flows/compare.py --seeds 3`, in a code block or in backticks.
+TOOL_COMMAND_RE = re.compile(r"(?:^|`)((?:rezero|python flows/\w+\.py) [^`#;\n]*)", re.M)
+
+
+def test_every_rezero_and_flow_command_shown_has_its_subcommand_and_options():
+    text = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
+    commands = [shlex.split(m.group(1).replace("…", "")) for m in TOOL_COMMAND_RE.finditer(text)]
+    commands = [words for words in commands if len(words) >= 2]  # "`rezero …`" names the tool only
+    assert len(commands) >= 4  # the pattern still finds them
+    wrong = []
+    for words in commands:
+        if words[0] == "rezero":
+            program = [sys.executable, "-m", "rezero.cli", words[1]]
+        else:
+            program = [sys.executable, words[1]]
+        result = subprocess.run([*program, "--help"], capture_output=True, text=True, cwd=PROJECT_ROOT)
+        if result.returncode != 0:
+            wrong.append(f"{' '.join(words[:2])}: --help failed: {result.stderr.strip()[-200:]}")
+            continue
+        options = {w.split("=")[0] for w in words if w.startswith("--")}
+        wrong += [f"{' '.join(words[:2])} {o}" for o in options if o not in result.stdout]
+    assert not wrong, f"commands shown with a subcommand or option the tool does not have: {wrong}"
