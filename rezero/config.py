@@ -527,12 +527,39 @@ def read_params_file(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """Every section of params.yaml, validated, with the active profile's overrides applied."""
+
+    profile: str
+    ingest: IngestParams
+    chunk: ChunkParams
+    index: IndexParams
+    synthesize: SynthesizeParams
+    agent: AgentParams
+    warmstart: WarmstartParams
+    passrate: PassrateParams
+    train: TrainParams
+    rewards: RewardParams
+    evaluate: EvaluateParams
+    tracking: TrackingParams
+
+
+def load_config(path: str | Path = DEFAULT_PARAMS) -> RunConfig:
+    """Read params.yaml once and validate every section: a stage starts from this and passes sections on."""
+    data = read_params_file(path)
+    sections = {
+        name: build(cls, profile_section(data, name, path), where=f"{path}: {name}")
+        for name, cls in SECTIONS.items()
+    }
+    return RunConfig(profile=str(data.get("profile", "cpu")), **sections)
+
+
 def load_section(name: str, path: str | Path = DEFAULT_PARAMS) -> Any:
-    """Load and validate one section of params.yaml (e.g. `load_section("chunk")`)."""
+    """One validated section of params.yaml (e.g. `load_section("chunk")`), for tools that need one."""
     if name not in SECTIONS:
         raise KeyError(f"unknown section {name!r}; known: {', '.join(SECTIONS)}")
-    data = read_params_file(path)
-    return build(SECTIONS[name], profile_section(data, name, path), where=f"{path}: {name}")
+    return getattr(load_config(path), name)
 
 
 def profile_section(data: dict[str, Any], name: str, path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from rezero.checkpoints import (
     checkpoint_problem,
     latest_checkpoint,
 )
-from rezero.config import AgentParams, RewardParams, TrainParams
+from rezero.config import AgentParams, RewardParams, TrackingParams, TrainParams
 from rezero.errors import PipelineError
 from rezero.io import read_json, write_json
 from rezero.judges import make_judge
@@ -49,7 +49,9 @@ class TrainingSetup:
     rewards: RewardParams
     profile: str
     data_fingerprint: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Where the run is logged, and the warm start's own run (tagged on it): not part of the fingerprint.
+    tracking: TrackingParams = field(default_factory=TrackingParams)
+    warmstart_run: str | None = None
 
     def as_params(self) -> dict[str, Any]:
         return {
@@ -180,12 +182,12 @@ def rollout_tracer(
 ) -> Callable[[list[Trajectory], int], None] | None:
     """The first `tracking.trace_rollouts` episodes of each step (one question's rollouts) as MLflow traces
     in the training's run, with their rewards; None when that is 0."""
-    count = setup.extra.get("trace_rollouts", 0)
+    count = setup.tracking.trace_rollouts
     if not count:
         return None
     by_question = {r["question"]: r for r in train_records}
     reward_funcs = reward_funcs_for(setup.rewards, judge)
-    experiment = tracking.experiment_id(setup.extra["experiment"])
+    experiment = tracking.experiment_id(setup.tracking.experiment)
 
     def trace(trajectories: list[Trajectory], step: int) -> None:
         sample = trajectories[:count]
@@ -332,7 +334,7 @@ def train(
     # the same checkpoint and run id in run.json.
     with args.main_process_first(local=False, desc="the checkpoint folder and the MLflow run"):
         # A tracking server that is down fails here, before a checkpoint is removed.
-        tracking_uri = tracking.connect(setup.extra["experiment"]) if main else None
+        tracking_uri = tracking.connect(setup.tracking.experiment) if main else None
         resume_from, run_id = prepare_output_dir(output_dir, setup)
         pending = tracking.PendingMetrics(output_dir / PENDING_METRICS_FILE)
         done = finished_step(resume_from, setup.train.max_steps)
@@ -349,8 +351,8 @@ def train(
             return {**read_json(output_dir / RUN_FILE).get("summary", {}), "steps": done}
         if main:
             tags = tracking.run_tags(setup.rewards.variant, setup.profile)
-            if setup.extra.get("warmstart_run"):
-                tags["warmstart_run"] = setup.extra["warmstart_run"]  # the warm start's own MLflow run
+            if setup.warmstart_run:
+                tags["warmstart_run"] = setup.warmstart_run
             run_id = tracking.start_or_resume_run(run_id, setup.run_name, setup.as_params(), tags)
             run_record = {
                 "fingerprint": setup.fingerprint(),

@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 
 from rezero.chunking import chunk_document
-from rezero.config import load_section
+from rezero.config import load_config
 from rezero.io import read_json, write_json, write_jsonl
 from rezero.runtime import run_stage
 from rezero.validation import validate_chunks
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    params = load_section("chunk", args.params)
+    params = load_config(args.params).chunk
     fmt = "markdown" if read_json(args.provenance).get("format") == "markdown" else "text"
     chunks = chunk_document(
         args.document.read_text(encoding="utf-8"), fmt, params.chunk_size, params.chunk_overlap

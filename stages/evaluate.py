@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 
 from rezero.checkpoints import warmstart_adapter
-from rezero.config import load_section
+from rezero.config import load_config
 from rezero.io import atomic_write_text, read_jsonl, write_json, write_jsonl
 from rezero.runtime import run_stage
 
@@ -44,10 +44,15 @@ def main() -> None:
 
     from rezero.evaluation import EvaluationSetup, evaluate_training
 
-    names = ("evaluate", "agent", "rewards", "train", "tracking", "warmstart")
-    params = {n: load_section(n, args.params) for n in names}
-    warmstart, _ = warmstart_adapter(args.warmstart, params.pop("warmstart").enabled)
-    setup = EvaluationSetup(**params)
+    config = load_config(args.params)
+    warmstart, _ = warmstart_adapter(args.warmstart, config.warmstart.enabled)
+    setup = EvaluationSetup(
+        evaluate=config.evaluate,
+        agent=config.agent,
+        rewards=config.rewards,
+        train=config.train,
+        tracking=config.tracking,
+    )
     limit = setup.evaluate.max_questions
     splits = {"dev": read_jsonl(args.dev_qa)[:limit], "test": read_jsonl(args.test_qa)[:limit]}
     result = evaluate_training(setup, splits, args.index, args.checkpoints, warmstart, args.best_out)

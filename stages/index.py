@@ -7,7 +7,7 @@ Params: index.*.
 import argparse
 from pathlib import Path
 
-from rezero.config import load_section
+from rezero.config import load_config
 from rezero.io import read_jsonl, write_json
 from rezero.retrieval import build_index, chunk_documents, load_distractors
 from rezero.runtime import run_stage
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    params = load_section("index", args.params)
+    params = load_config(args.params).index
     chunks = read_jsonl(args.chunks)
     documents = chunk_documents(chunks)
     if params.distractors:

@@ -7,7 +7,7 @@ Params: ingest.* in params.yaml. REZERO_SOURCE / REZERO_SOURCE_SHA256 override t
 import argparse
 from pathlib import Path
 
-from rezero.config import load_section
+from rezero.config import load_config
 from rezero.documents import ingest_document
 from rezero.io import atomic_write_text, write_json
 from rezero.runtime import run_stage
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    document = ingest_document(load_section("ingest", args.params))
+    document = ingest_document(load_config(args.params).ingest)
     atomic_write_text(args.document_out, document.text)
     write_json(args.provenance_out, document.provenance)
 

@@ -16,7 +16,7 @@ import random
 import time
 from pathlib import Path
 
-from rezero.config import load_section
+from rezero.config import load_config
 from rezero.io import read_jsonl, write_json, write_jsonl
 from rezero.runtime import run_stage
 
@@ -38,9 +38,8 @@ def main() -> None:
     from rezero.checkpoints import demonstrated_questions, warmstart_adapter
     from rezero.passrate import candidate_questions, check_question_budget, is_informative, score_questions
 
-    p, train, agent, warmstart = (
-        load_section(n, args.params) for n in ("passrate", "train", "agent", "warmstart")
-    )
+    config = load_config(args.params)
+    p, train, agent, warmstart = config.passrate, config.train, config.agent, config.warmstart
     adapter, _ = warmstart_adapter(args.warmstart, warmstart.enabled)
     records = read_jsonl(args.train_qa)
     check_question_budget(len(records), warmstart.episodes if warmstart.enabled else 0, p.min_questions)

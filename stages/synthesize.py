@@ -10,7 +10,7 @@ Params: synthesize.*. The `openai` generator reads REZERO_QA_BASE_URL, REZERO_QA
 import argparse
 from pathlib import Path
 
-from rezero.config import load_section
+from rezero.config import load_config
 from rezero.io import read_jsonl, write_json, write_jsonl
 from rezero.runtime import run_stage
 
@@ -30,7 +30,7 @@ def main() -> None:
     from rezero.synthesis import generate_pairs, split_dev, split_train_test
     from rezero.validation import validate_qa
 
-    params = load_section("synthesize", args.params)
+    params = load_config(args.params).synthesize
     records, summary = generate_pairs(read_jsonl(args.chunks), params)
     train, test = split_train_test(records, params.test_fraction, params.seed)
     train, dev = split_dev(train, params.dev_size, params.seed)

@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from rezero.config import load_section, read_params_file
+from rezero.config import load_config
 from rezero.io import read_jsonl, write_json
 from rezero.retrieval import open_retriever
 from rezero.runtime import is_main_process, relaunch_under_accelerate, run_stage, seed_everything
@@ -45,26 +45,25 @@ def main() -> None:
     from rezero.passrate import candidate_questions, select_questions
     from rezero.training import TrainingSetup, train
 
-    names = ("train", "agent", "rewards", "tracking", "warmstart", "passrate")
-    sections = {name: load_section(name, args.params) for name in names}
-    adapter, warmstart_run = warmstart_adapter(args.warmstart, sections["warmstart"].enabled)
+    config = load_config(args.params)
+    adapter, warmstart_run = warmstart_adapter(args.warmstart, config.warmstart.enabled)
     records = candidate_questions(read_jsonl(args.train_qa), demonstrated_questions(args.warmstart))
     selection = {"candidates": len(records)}
-    if sections["passrate"].enabled:
-        p = sections["passrate"]
+    if config.passrate.enabled:
+        p = config.passrate
         records, selection = select_questions(
             records,
             read_jsonl(args.scores),
             min_logprob=p.min_logprob,
             max_logprob=p.max_logprob,
-            min_questions=max(p.min_questions, sections["train"].questions_per_step),
+            min_questions=max(p.min_questions, config.train.questions_per_step),
             seed=p.seed,
         )
     setup = TrainingSetup(
-        train=sections["train"],
-        agent=sections["agent"],
-        rewards=sections["rewards"],
-        profile=read_params_file(args.params).get("profile", "cpu"),
+        train=config.train,
+        agent=config.agent,
+        rewards=config.rewards,
+        profile=config.profile,
         # Checkpoints resume only onto the same questions, index and warm start (its weights, not its run id:
         # a warm start re-run bit for bit, as `dvc repro -f` does, keeps a finished training).
         data_fingerprint=hashlib.sha256(
@@ -72,11 +71,8 @@ def main() -> None:
             + (args.index / "manifest.json").read_bytes()
             + (adapter_fingerprint(adapter).encode() if adapter else b"")
         ).hexdigest(),
-        extra={
-            "experiment": sections["tracking"].experiment,
-            "warmstart_run": warmstart_run,
-            "trace_rollouts": sections["tracking"].trace_rollouts,
-        },
+        tracking=config.tracking,
+        warmstart_run=warmstart_run,
     )
     seed_everything(setup.train.seed)
     summary = train(setup, records, open_retriever(args.index), args.checkpoints_out, adapter)

@@ -8,7 +8,7 @@ Params: agent.top_k / result_chars / noise_share (what the agent is shown), synt
 import argparse
 from pathlib import Path
 
-from rezero.config import load_section
+from rezero.config import load_config
 from rezero.io import read_jsonl, write_json
 from rezero.runtime import run_stage
 
@@ -31,8 +31,8 @@ def main() -> None:
 
     splits = {"train": args.train_qa, "dev": args.dev_qa, "test": args.test_qa}
     records = {name: read_jsonl(path) for name, path in splits.items()}
-    seed = load_section("synthesize", args.params).seed
-    env = SearchEnvironment(open_retriever(args.index), load_section("agent", args.params), seed=seed)
+    config = load_config(args.params)
+    env = SearchEnvironment(open_retriever(args.index), config.agent, seed=config.synthesize.seed)
     visibility = {
         f"answer_visibility_{name}": round(answer_visibility(rows, env), 4) for name, rows in records.items()
     }

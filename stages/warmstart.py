@@ -15,7 +15,7 @@ import csv
 import io
 from pathlib import Path
 
-from rezero.config import load_section, read_params_file
+from rezero.config import load_config
 from rezero.io import atomic_directory, atomic_write_text, read_jsonl, write_json
 from rezero.runtime import run_stage, seed_everything
 
@@ -35,33 +35,32 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    params = {n: load_section(n, args.params) for n in ("warmstart", "train", "agent", "rewards", "tracking")}
-    profile = read_params_file(args.params).get("profile", "cpu")
-    summary: dict = {"enabled": params["warmstart"].enabled}
+    config = load_config(args.params)
+    summary: dict = {"enabled": config.warmstart.enabled}
     history: list[dict] = []
     demonstrated: list[str] = []  # kept in the adapter's manifest (train leaves them out), not in the metrics
     from rezero.checkpoints import WARMSTART_FILE
     from rezero.judges import make_judge
 
-    if params["warmstart"].enabled:
+    if config.warmstart.enabled:
         from rezero import tracking
         from rezero.warmstart import close_killed_runs
 
-        tracking.connect(params["tracking"].experiment)  # a server that is down fails here, first
+        tracking.connect(config.tracking.experiment)  # a server that is down fails here, first
         close_killed_runs(args.adapter_out)
     with atomic_directory(args.adapter_out) as tmp:  # removes what killed warm starts left
-        if params["warmstart"].enabled:
+        if config.warmstart.enabled:
             from rezero.retrieval import open_retriever
             from rezero.warmstart import WarmstartSetup, run_warmstart
 
-            seed_everything(params["warmstart"].seed)
+            seed_everything(config.warmstart.seed)
             setup = WarmstartSetup(
-                warmstart=params["warmstart"],
-                train=params["train"],
-                agent=params["agent"],
-                judge=make_judge(params["rewards"]),
-                profile=profile,
-                experiment=params["tracking"].experiment,
+                warmstart=config.warmstart,
+                train=config.train,
+                agent=config.agent,
+                judge=make_judge(config.rewards),
+                profile=config.profile,
+                experiment=config.tracking.experiment,
             )
             result = run_warmstart(
                 setup, read_jsonl(args.train_qa), read_jsonl(args.dev_qa), open_retriever(args.index), tmp
@@ -71,8 +70,8 @@ def main() -> None:
         manifest = {
             **summary,
             "demonstrated_ids": demonstrated,
-            "model": params["train"].model,
-            "profile": profile,
+            "model": config.train.model,
+            "profile": config.profile,
         }
         write_json(tmp / WARMSTART_FILE, manifest)
     write_json(args.metrics_out, summary)

