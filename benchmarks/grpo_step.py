@@ -1,6 +1,6 @@
 """Where a GRPO step of the default profile spends its time, against this machine's matmul rate.
 
-Builds the training's own trainer (`rezero.training.build_trainer`: the warm-start adapter when
+Builds the training's own trainer (`rezero.training.grpo.build_trainer`: the warm-start adapter when
 `models/warmstart` holds one, the multi-turn rollout, the real index and rewards) and times each phase of
 `--steps` steps by wrapping the functions TRL and the agent call:
 
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rezero.runtime import configure_environment, matmul_gflops, setup_logging
+from rezero.core.runtime import configure_environment, matmul_gflops, setup_logging
 
 PHASES = (
     "generation",
@@ -137,7 +137,7 @@ def instrument(trainer: Any, retriever: Any, timer: PhaseTimer, flop_model: Flop
     import torch
     from transformers import TrainerCallback
 
-    from rezero import agent
+    from rezero.episode import agent
 
     # The agent's batch grows by each turn's padded prefill and its sampled ids; only the sampled positions
     # go through the LM head (generate keeps the last position's logits during prefill).
@@ -267,10 +267,10 @@ def main() -> None:
     import torch
     import yaml
 
-    from rezero.config import SECTIONS, build, deep_merge, profile_section, read_params_file
-    from rezero.io import read_jsonl
+    from rezero.core.config import SECTIONS, build, deep_merge, profile_section, read_params_file
+    from rezero.core.io import read_jsonl
     from rezero.retrieval import open_retriever
-    from rezero.training import TrainingSetup, build_trainer
+    from rezero.training.grpo import TrainingSetup, build_trainer
 
     data = read_params_file()
     for override in args.set:  # like `dvc exp run -S`: section.key=YAML value

@@ -3,7 +3,8 @@
 For N training questions drawn at random (never the warm start's demonstrations), it samples K full episodes
 from the warm-started model at the training temperature (the training agent loop, index and correctness
 reward) and computes the stage's score, the gold answer's log-probability after the expert episode
-(rezero/passrate.py). It prints, for bands of the score, how many questions fall in them, how many of those
+(rezero/training/passrate.py). It prints, for bands of the score, how many questions fall in them, how many
+of those
 had a sampled pass rate strictly between 0 and 1 (precision), and the expected share of 8-rollout groups
 whose correctness would vary, 1 - (1-p)^8 - p^8, against questions drawn at random; the seconds each measure
 took; the sampled second-search share; and this machine's fp32 matmul rate. `--json` writes every row.
@@ -19,7 +20,7 @@ import random
 import time
 from pathlib import Path
 
-from rezero.runtime import configure_environment, matmul_gflops, setup_logging
+from rezero.core.runtime import configure_environment, matmul_gflops, setup_logging
 
 BANDS = (-12.0, -8.0, -6.0, -5.0, -4.0, -3.0)  # lower bounds tried; the upper bound is params' max_logprob
 
@@ -44,15 +45,15 @@ def main() -> None:
 
     import torch
 
-    from rezero.agent import SearchEnvironment, run_episodes
-    from rezero.checkpoints import demonstrated_questions
-    from rezero.config import load_section
-    from rezero.io import read_jsonl
-    from rezero.judges import make_judge
-    from rezero.models import apply_adapter, load_model, load_tokenizer
-    from rezero.passrate import candidate_questions, score_questions
+    from rezero.core.config import load_section
+    from rezero.core.io import read_jsonl
+    from rezero.episode.agent import SearchEnvironment, run_episodes
+    from rezero.episode.judges import make_judge
+    from rezero.episode.rewards import make_correctness_reward
+    from rezero.external.models import apply_adapter, load_model, load_tokenizer
     from rezero.retrieval import open_retriever
-    from rezero.rewards import make_correctness_reward
+    from rezero.training.checkpoints import demonstrated_questions
+    from rezero.training.passrate import candidate_questions, score_questions
 
     train, agent, passrate = load_section("train"), load_section("agent"), load_section("passrate")
     reward = make_correctness_reward(make_judge(load_section("rewards")))

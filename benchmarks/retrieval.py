@@ -19,17 +19,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rezero.runtime import configure_environment, setup_logging
+from rezero.core.runtime import configure_environment, setup_logging
 
 
 def load_chunks(path: Path) -> list[dict]:
-    from rezero.io import read_jsonl
+    from rezero.core.io import read_jsonl
 
     if path.is_file():
         return read_jsonl(path)
-    from rezero.chunking import chunk_document
-    from rezero.config import IngestParams
-    from rezero.documents import ingest_document
+    from rezero.core.config import IngestParams
+    from rezero.data.chunking import chunk_document
+    from rezero.data.documents import ingest_document
 
     document = ingest_document(IngestParams())
     return chunk_document(document.text, document.format, 1000, 0)
@@ -37,7 +37,7 @@ def load_chunks(path: Path) -> list[dict]:
 
 def make_queries(chunks: list[dict], qa_path: Path, count: int, seed: int) -> list[str]:
     """Real questions when the QA split exists, topped up with 3-8 word windows taken from the chunks."""
-    from rezero.io import read_jsonl
+    from rezero.core.io import read_jsonl
 
     rng = random.Random(seed)
     queries = [r["question"] for r in read_jsonl(qa_path)] if qa_path.is_file() else []
@@ -73,7 +73,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def gold_chunk_rates(retriever, qa_path: Path, k: int) -> tuple[float, float] | None:
-    from rezero.io import read_jsonl
+    from rezero.core.io import read_jsonl
 
     if not qa_path.is_file():
         return None
@@ -136,7 +136,7 @@ def report(result: Measurement, base_qps: float | None, chunks: int, count: int,
 
 def measure_elasticsearch(mode: str, chunks: list[dict], queries: list[str], args) -> Measurement:
     """Elasticsearch in `mode`, in an alias of its own that is deleted afterwards (whatever happens)."""
-    from rezero.config import IndexParams
+    from rezero.core.config import IndexParams
     from rezero.retrieval.es_connection import connect, settings_from_env
 
     params = IndexParams(backend="elasticsearch", mode=mode, es_index=f"rezero-bench-{os.getpid()}-{mode}")
@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--es-modes", default="bm25", help="Elasticsearch modes, comma-separated")
     args = parser.parse_args()
 
-    from rezero.config import IndexParams
+    from rezero.core.config import IndexParams
 
     chunks = load_chunks(args.chunks)
     queries = make_queries(chunks, args.qa, args.queries, args.seed)

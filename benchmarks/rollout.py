@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from rezero.runtime import configure_environment, setup_logging
+from rezero.core.runtime import configure_environment, setup_logging
 
 
 def questions(count: int) -> list[str]:
-    from rezero.io import read_jsonl
+    from rezero.core.io import read_jsonl
 
     return [r["question"] for r in read_jsonl("data/qa/train.jsonl")[:count]]
 
@@ -35,8 +35,8 @@ def questions(count: int) -> list[str]:
 def measure_generation(variant: str, batches: int, params: dict) -> dict[str, float]:
     import torch
 
-    from rezero.agent import ChatTemplate, SearchEnvironment, run_episodes
-    from rezero.models import load_model, load_tokenizer
+    from rezero.episode.agent import ChatTemplate, SearchEnvironment, run_episodes
+    from rezero.external.models import load_model, load_tokenizer
     from rezero.retrieval import open_retriever
 
     train, agent = params["train"], params["agent"]
@@ -80,11 +80,11 @@ def measure_training(variant: str, steps: int, params: dict) -> dict[str, float]
     from transformers import TrainerCallback
     from trl import GRPOTrainer
 
-    from rezero.agent import SearchEnvironment, prompt_messages
-    from rezero.models import load_model, load_tokenizer, lora_config
+    from rezero.episode.agent import SearchEnvironment, prompt_messages
+    from rezero.episode.rewards import reward_funcs_for
+    from rezero.external.models import load_model, load_tokenizer, lora_config
     from rezero.retrieval import open_retriever
-    from rezero.rewards import reward_funcs_for
-    from rezero.training import RolloutStats, TrainingSetup, grpo_config, make_rollout_func
+    from rezero.training.grpo import RolloutStats, TrainingSetup, grpo_config, make_rollout_func
 
     setup = TrainingSetup(
         train=params["train"],
@@ -128,7 +128,7 @@ def measure_training(variant: str, steps: int, params: dict) -> dict[str, float]
 
 
 def run_variant(variant: str, batches: int, steps: int) -> dict[str, float]:
-    from rezero.config import load_section
+    from rezero.core.config import load_section
 
     params = {n: load_section(n) for n in ("train", "agent", "rewards")}
     result = {**measure_generation(variant, batches, params), **measure_training(variant, steps, params)}

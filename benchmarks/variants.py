@@ -1,10 +1,11 @@
 """ReZero against the no-retry baseline over seeds, rebuilt from the files the runs left: the results table.
 
 Reads a folder of finished runs (`docs/results/<experiment>/<variant>-seed<seed>/summary.json` and
-`outcomes.jsonl`, written by `python flows/compare.py`, or by `rezero.comparison.save_run` after a `dvc exp
-run`) and prints the table (rezero/comparison.py): per variant the dev-chosen checkpoint's test accuracy over
-seeds with its interval, against step 0, retry share and searches in evaluation and in the training rollouts'
-last quarter; then ReZero minus the baseline, paired by seed and question. `--json` also writes the numbers.
+`outcomes.jsonl`, written by `python flows/compare.py`, or by `rezero.evaluation.comparison.save_run` after a
+`dvc exp run`) and prints the table (rezero/evaluation/comparison.py): per variant the dev-chosen checkpoint's
+test accuracy over seeds with its interval, against step 0, retry share and searches in evaluation and in the
+training rollouts' last quarter; then ReZero minus the baseline, paired by seed and question. `--json` also
+writes the numbers.
 
     python benchmarks/variants.py docs/results/dec07 [--json out.json]
 """
@@ -15,8 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-from rezero import comparison
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
+from rezero.evaluation import comparison
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ stage, which DVC reuses), logged to one MLflow experiment (tracking.experiment).
 summaries and per-question outcomes are kept in `docs/results/<name_prefix>/<variant>-seed<seed>/`, so an
 experiment can be resumed on another day or machine (runs already recorded there are not run again) and its
 table is computed from those files: per variant the dev-chosen checkpoint's test accuracy over seeds with
-its interval, and ReZero minus the baseline paired by seed and question (rezero/comparison.py). The Prefect
+its interval, and ReZero minus the baseline paired by seed and question (rezero/evaluation/comparison.py).
+The Prefect
 artifact shows it with a figure of every run's accuracy and searches by checkpoint, logged to MLflow.
 
 They run in turn in the workspace (`dvc exp run -n <name> -S ...`), not from DVC's queue, whose temporary
@@ -22,10 +23,10 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from rezero import comparison
-from rezero.config import load_section, read_params_file
-from rezero.errors import PipelineError
-from rezero.runtime import configure_environment
+from rezero.core.config import load_section, read_params_file
+from rezero.core.errors import PipelineError
+from rezero.core.runtime import configure_environment
+from rezero.evaluation import comparison
 
 # `python flows/compare.py` puts flows/ on sys.path, not the project root that holds the `flows` package
 # (Prefect's loader adds its working directory, the project root, and pytest adds the root too).
@@ -54,8 +55,8 @@ def comparison_figure(experiment: str, name: str, results: str, table: dict[str,
     (`comparison.json`, `comparison.md`) and its headline numbers as metrics."""
     import mlflow
 
-    from rezero import tracking
-    from rezero.figures import by_step_figure
+    from rezero.evaluation.figures import by_step_figure
+    from rezero.external import tracking
 
     tracking.connect(experiment)
     runs = comparison.load_runs(Path(results))
@@ -98,7 +99,7 @@ def compare(
 ) -> dict[str, Any]:
     """Train and evaluate both variants with the same settings for `seeds` training seeds (train.seed,
     train.seed + 1, ...); DVC experiment names are `<name_prefix>-<variant>-seed<seed>` (default prefix:
-    `cmp-<date>-<time>`). Returns the comparison (rezero/comparison.py `compare`)."""
+    `cmp-<date>-<time>`). Returns the comparison (rezero/evaluation/comparison.py `compare`)."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise PipelineError(f"seeds must be a whole number of training seeds >= 1, got {seeds!r}.")
     configure_environment()

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from rezero.config import read_params_file
-from rezero.runtime import configure_environment
+from rezero.core.config import read_params_file
+from rezero.core.runtime import configure_environment
 
 # `python flows/pipeline.py` puts flows/ on sys.path, not the project root that holds the `flows` package
 # (Prefect's loader adds its working directory, the project root, and pytest adds the root too).

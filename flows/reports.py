@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from rezero import checkpoints
-from rezero.io import read_json
+from rezero.core.io import read_json
+from rezero.training import checkpoints
 
 RUN_FILE = Path("checkpoints") / checkpoints.RUN_FILE  # the train stage's, in dvc.yaml's paths.checkpoints
 EVALUATE_METRICS = Path("metrics/evaluate.json")
@@ -61,8 +61,8 @@ def find_mlflow_run(project: Path) -> MlflowRun:
     """The training's MLflow run (from checkpoints/run.json) and its experiment; asks the tracking store."""
     from mlflow.tracking import MlflowClient
 
-    from rezero import tracking
-    from rezero.redaction import MASK
+    from rezero.external import tracking
+    from rezero.external.redaction import MASK
 
     run = read_json(project / RUN_FILE)
     uri = run["tracking_uri"]
@@ -127,7 +127,8 @@ def experiment_row(project: Path, variant: str, seed: int, experiment: str, run:
 def comparison_report(rows: list[dict[str, Any]], table: str, figure: MlflowRun | None = None) -> str:
     """Each run's line (the dev-chosen checkpoint's test accuracy with its interval, the step chosen, step
     0, the test split's own peak, overfitting), the over-seeds table with paired intervals (`table`, from
-    rezero.comparison.markdown), then the comparison figure (inline when MLflow is a reachable server)."""
+    rezero.evaluation.comparison.markdown), then the comparison figure (inline when MLflow is a reachable
+    server)."""
     lines = [
         "# ReZero vs. no-retry baseline",
         "",

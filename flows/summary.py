@@ -23,7 +23,7 @@ if __name__ == "__main__":  # `python flows/summary.py` puts flows/ on sys.path,
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows import reports
-from rezero.io import read_json, write_json
+from rezero.core.io import read_json, write_json
 
 RUNNING_RE = re.compile(r"^Running stage '([^']+)'")
 BY_STEP = {"test": Path("evaluation/by_step.csv"), "dev": Path("evaluation/by_step_dev.csv")}
@@ -116,7 +116,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from rezero.runtime import configure_environment
+    from rezero.core.runtime import configure_environment
 
     configure_environment()
     main(sys.argv[1:])

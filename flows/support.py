@@ -24,10 +24,10 @@ from typing import Any
 from prefect import task
 
 from flows import reports
-from rezero.config import SECTIONS, RewardParams
-from rezero.errors import PipelineError
-from rezero.io import atomic_write_text
-from rezero.redaction import authorized_request, redact_url
+from rezero.core.config import SECTIONS, RewardParams
+from rezero.core.errors import PipelineError
+from rezero.core.io import atomic_write_text
+from rezero.external.redaction import authorized_request, redact_url
 
 START_HINT = "Start it with `bash infra/services.sh start`"
 # Output that marks a failure worth retrying: a busy DVC lock or a service that did not answer. Anything
@@ -162,7 +162,7 @@ def resolve_overrides(
 
 
 def check_key(key: str) -> None:
-    """Reject keys that no stage reads: `section.field[.entry]` of rezero/config.py, or `profile(s)…`."""
+    """Reject keys that no stage reads: `section.field[.entry]` of rezero/core/config.py, or `profile(s)…`."""
     section, _, rest = key.partition(".")
     if section in ("profile", "profiles"):
         return
@@ -242,7 +242,7 @@ def check_url(url: str, service: str, unset_hint: str) -> None:
 
 
 def check_mlflow() -> None:
-    from rezero import tracking
+    from rezero.external import tracking
 
     if os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http://", "https://")):
         tracking.check_server(tracking.tracking_uri())
@@ -272,7 +272,7 @@ def main(flow: Any, argv: list[str] | None = None) -> None:
     checks the Prefect server first, then runs the flow and exits non-zero when it fails."""
     import yaml
 
-    from rezero.runtime import configure_environment, setup_logging
+    from rezero.core.runtime import configure_environment, setup_logging
 
     configure_environment()
     setup_logging()

@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from rezero.errors import PipelineError
-from rezero.runtime import configure_environment, setup_logging
+from rezero.core.errors import PipelineError
+from rezero.core.runtime import configure_environment, setup_logging
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
@@ -30,10 +30,10 @@ ParamsOption = Annotated[Path, typer.Option(help="Parameters file (agent, train.
 
 
 def _checked(records: list[dict], source: str, params_path: Path, fields: tuple[str, ...]) -> None:
-    """Refuse bad questions (rezero/agent.py `check_questions`) before any model loads."""
-    from rezero.agent import ChatTemplate, check_questions
-    from rezero.config import load_section
-    from rezero.models import load_tokenizer
+    """Refuse bad questions (rezero/episode/agent.py `check_questions`) before any model loads."""
+    from rezero.core.config import load_section
+    from rezero.episode.agent import ChatTemplate, check_questions
+    from rezero.external.models import load_tokenizer
 
     train, agent = load_section("train", params_path), load_section("agent", params_path)
     template = ChatTemplate(load_tokenizer(train.model), agent.worked_example)
@@ -41,9 +41,9 @@ def _checked(records: list[dict], source: str, params_path: Path, fields: tuple[
 
 
 def _load(checkpoint: Path | None, index: Path, params_path: Path):
-    from rezero.agent import SearchEnvironment
-    from rezero.config import load_section
-    from rezero.models import load_model, load_tokenizer
+    from rezero.core.config import load_section
+    from rezero.episode.agent import SearchEnvironment
+    from rezero.external.models import load_model, load_tokenizer
     from rezero.retrieval import open_retriever
 
     train = load_section("train", params_path)
@@ -68,9 +68,9 @@ def ask(
     ] = False,
 ) -> None:
     """Run the search agent on one question; print each search, what came back, and the answer."""
-    from rezero import tracking
-    from rezero.agent import run_episodes
-    from rezero.config import load_section
+    from rezero.core.config import load_section
+    from rezero.episode.agent import run_episodes
+    from rezero.external import tracking
 
     if not question.strip():
         raise PipelineError(
@@ -92,7 +92,7 @@ def ask(
         bold=True,
     )
     if trace:
-        from rezero import traces
+        from rezero.episode import traces
 
         experiment_id = tracking.experiment_id(experiment)
         tags = {"source": "ask", "model": str(checkpoint or "base")}
@@ -112,10 +112,10 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Also write the metrics JSON here.")] = None,
 ) -> None:
     """Accuracy, searches per question, retry share, em_chunk rate and each reward's mean on a QA file."""
-    from rezero.config import load_section
-    from rezero.evaluation import policy_metrics, run_policy
-    from rezero.io import read_jsonl, write_json
-    from rezero.rewards import reward_funcs_for
+    from rezero.core.config import load_section
+    from rezero.core.io import read_jsonl, write_json
+    from rezero.episode.rewards import reward_funcs_for
+    from rezero.evaluation.scoring import policy_metrics, run_policy
 
     records = read_jsonl(qa)
     _checked(records, str(qa), params, ("question", "answer"))

@@ -10,11 +10,11 @@ import argparse
 import statistics
 from pathlib import Path
 
-from rezero.chunking import chunk_document
-from rezero.config import load_config
-from rezero.io import read_json, write_json, write_jsonl
-from rezero.runtime import run_stage
-from rezero.validation import validate_chunks
+from rezero.core.config import load_config
+from rezero.core.io import read_json, write_json, write_jsonl
+from rezero.core.runtime import run_stage
+from rezero.data.chunking import chunk_document
+from rezero.data.validation import validate_chunks
 
 
 def main() -> None:

@@ -14,10 +14,10 @@ import csv
 import io
 from pathlib import Path
 
-from rezero.checkpoints import warmstart_adapter
-from rezero.config import load_config
-from rezero.io import atomic_write_text, read_jsonl, write_json, write_jsonl
-from rezero.runtime import run_stage
+from rezero.core.config import load_config
+from rezero.core.io import atomic_write_text, read_jsonl, write_json, write_jsonl
+from rezero.core.runtime import run_stage
+from rezero.training.checkpoints import warmstart_adapter
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    from rezero.evaluation import EvaluationSetup, evaluate_training
+    from rezero.evaluation.scoring import EvaluationSetup, evaluate_training
 
     config = load_config(args.params)
     warmstart, _ = warmstart_adapter(args.warmstart, config.warmstart.enabled)

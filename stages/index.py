@@ -7,10 +7,10 @@ Params: index.*.
 import argparse
 from pathlib import Path
 
-from rezero.config import load_config
-from rezero.io import read_jsonl, write_json
+from rezero.core.config import load_config
+from rezero.core.io import read_jsonl, write_json
+from rezero.core.runtime import run_stage
 from rezero.retrieval import build_index, chunk_documents, load_distractors
-from rezero.runtime import run_stage
 
 
 def main() -> None:

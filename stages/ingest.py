@@ -7,10 +7,10 @@ Params: ingest.* in params.yaml. REZERO_SOURCE / REZERO_SOURCE_SHA256 override t
 import argparse
 from pathlib import Path
 
-from rezero.config import load_config
-from rezero.documents import ingest_document
-from rezero.io import atomic_write_text, write_json
-from rezero.runtime import run_stage
+from rezero.core.config import load_config
+from rezero.core.io import atomic_write_text, write_json
+from rezero.core.runtime import run_stage
+from rezero.data.documents import ingest_document
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """Stage `passrate`: score each training question by how likely the policy GRPO starts from (the warm start)
 is to answer it right: the log-probability it gives the gold answer after the expert's own episode (the
-question's words searched, or a retry when those results miss it; rezero/passrate.py). `train` draws its
-questions from those likely right sometimes but not always, so that correctness varies inside GRPO's groups.
-Questions the warm start demonstrated are left out. Every variant and seed of GRPO shares this stage's
+question's words searched, or a retry when those results miss it; rezero/training/passrate.py). `train` draws
+its questions from those likely right sometimes but not always, so that correctness varies inside GRPO's
+groups. Questions the warm start demonstrated are left out. Every variant and seed of GRPO shares this stage's
 output (DVC reuses it). A training split too small for the warm start's demonstrations plus
 `passrate.min_questions` is refused first.
 
@@ -16,9 +16,9 @@ import random
 import time
 from pathlib import Path
 
-from rezero.config import load_config
-from rezero.io import read_jsonl, write_json, write_jsonl
-from rezero.runtime import run_stage
+from rezero.core.config import load_config
+from rezero.core.io import read_jsonl, write_json, write_jsonl
+from rezero.core.runtime import run_stage
 
 log = logging.getLogger("rezero.stages.passrate")
 
@@ -35,8 +35,13 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    from rezero.checkpoints import demonstrated_questions, warmstart_adapter
-    from rezero.passrate import candidate_questions, check_question_budget, is_informative, score_questions
+    from rezero.training.checkpoints import demonstrated_questions, warmstart_adapter
+    from rezero.training.passrate import (
+        candidate_questions,
+        check_question_budget,
+        is_informative,
+        score_questions,
+    )
 
     config = load_config(args.params)
     p, train, agent, warmstart = config.passrate, config.train, config.agent, config.warmstart
@@ -47,8 +52,8 @@ def main() -> None:
     scores: list[dict] = []
     summary: dict = {"enabled": p.enabled, "candidates": len(candidates)}
     if p.enabled:
-        from rezero.agent import SearchEnvironment
-        from rezero.models import apply_adapter, load_model, load_tokenizer
+        from rezero.episode.agent import SearchEnvironment
+        from rezero.external.models import apply_adapter, load_model, load_tokenizer
         from rezero.retrieval import open_retriever
 
         subset = random.Random(p.seed).sample(

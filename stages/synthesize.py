@@ -10,9 +10,9 @@ Params: synthesize.*. The `openai` generator reads REZERO_QA_BASE_URL, REZERO_QA
 import argparse
 from pathlib import Path
 
-from rezero.config import load_config
-from rezero.io import read_jsonl, write_json, write_jsonl
-from rezero.runtime import run_stage
+from rezero.core.config import load_config
+from rezero.core.io import read_jsonl, write_json, write_jsonl
+from rezero.core.runtime import run_stage
 
 
 def main() -> None:
@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
+    from rezero.data.validation import validate_qa
     from rezero.synthesis import generate_pairs, split_dev, split_train_test
-    from rezero.validation import validate_qa
 
     params = load_config(args.params).synthesize
     records, summary = generate_pairs(read_jsonl(args.chunks), params)

@@ -21,10 +21,10 @@ import json
 import sys
 from pathlib import Path
 
-from rezero.config import load_config
-from rezero.io import read_jsonl, write_json
+from rezero.core.config import load_config
+from rezero.core.io import read_jsonl, write_json
+from rezero.core.runtime import is_main_process, relaunch_under_accelerate, run_stage, seed_everything
 from rezero.retrieval import open_retriever
-from rezero.runtime import is_main_process, relaunch_under_accelerate, run_stage, seed_everything
 
 
 def main() -> None:
@@ -41,9 +41,9 @@ def main() -> None:
     args = parser.parse_args()
     relaunch_under_accelerate(sys.argv[0], sys.argv[1:])
 
-    from rezero.checkpoints import adapter_fingerprint, demonstrated_questions, warmstart_adapter
-    from rezero.passrate import candidate_questions, select_questions
-    from rezero.training import TrainingSetup, train
+    from rezero.training.checkpoints import adapter_fingerprint, demonstrated_questions, warmstart_adapter
+    from rezero.training.grpo import TrainingSetup, train
+    from rezero.training.passrate import candidate_questions, select_questions
 
     config = load_config(args.params)
     adapter, warmstart_run = warmstart_adapter(args.warmstart, config.warmstart.enabled)

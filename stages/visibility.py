@@ -8,9 +8,9 @@ Params: agent.top_k / result_chars / noise_share (what the agent is shown), synt
 import argparse
 from pathlib import Path
 
-from rezero.config import load_config
-from rezero.io import read_jsonl, write_json
-from rezero.runtime import run_stage
+from rezero.core.config import load_config
+from rezero.core.io import read_jsonl, write_json
+from rezero.core.runtime import run_stage
 
 
 def main() -> None:
@@ -25,9 +25,9 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    from rezero.agent import SearchEnvironment
+    from rezero.episode.agent import SearchEnvironment
+    from rezero.episode.visibility import answer_visibility
     from rezero.retrieval import open_retriever
-    from rezero.visibility import answer_visibility
 
     splits = {"train": args.train_qa, "dev": args.dev_qa, "test": args.test_qa}
     records = {name: read_jsonl(path) for name, path in splits.items()}

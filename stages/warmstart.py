@@ -15,9 +15,9 @@ import csv
 import io
 from pathlib import Path
 
-from rezero.config import load_config
-from rezero.io import atomic_directory, atomic_write_text, read_jsonl, write_json
-from rezero.runtime import run_stage, seed_everything
+from rezero.core.config import load_config
+from rezero.core.io import atomic_directory, atomic_write_text, read_jsonl, write_json
+from rezero.core.runtime import run_stage, seed_everything
 
 
 def main() -> None:
@@ -39,19 +39,19 @@ def main() -> None:
     summary: dict = {"enabled": config.warmstart.enabled}
     history: list[dict] = []
     demonstrated: list[str] = []  # kept in the adapter's manifest (train leaves them out), not in the metrics
-    from rezero.checkpoints import WARMSTART_FILE
-    from rezero.judges import make_judge
+    from rezero.episode.judges import make_judge
+    from rezero.training.checkpoints import WARMSTART_FILE
 
     if config.warmstart.enabled:
-        from rezero import tracking
-        from rezero.warmstart import close_killed_runs
+        from rezero.external import tracking
+        from rezero.training.warmstart import close_killed_runs
 
         tracking.connect(config.tracking.experiment)  # a server that is down fails here, first
         close_killed_runs(args.adapter_out)
     with atomic_directory(args.adapter_out) as tmp:  # removes what killed warm starts left
         if config.warmstart.enabled:
             from rezero.retrieval import open_retriever
-            from rezero.warmstart import WarmstartSetup, run_warmstart
+            from rezero.training.warmstart import WarmstartSetup, run_warmstart
 
             seed_everything(config.warmstart.seed)
             setup = WarmstartSetup(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from rezero.runtime import configure_environment
+from rezero.core.runtime import configure_environment
 
 configure_environment()
 # Stage commands in dvc.yaml call `python` and `dvc`: make them this interpreter's.
@@ -28,7 +28,7 @@ MISSION_REPORT = SHARED_DATA / "mission_report.md"
 
 def paper_sections() -> dict[str, Any]:
     """params.yaml's sections under the paper profile, validated as the stages load them."""
-    from rezero import config
+    from rezero.core import config
 
     data = config.read_params_file(PROJECT_ROOT / "params.yaml")
     data["profile"] = "paper"
@@ -63,7 +63,7 @@ def paper_questions() -> Path:
 
 @pytest.fixture(scope="session")
 def mission_chunks(mission_report: Path) -> list[dict]:
-    from rezero.chunking import chunk_document
+    from rezero.data.chunking import chunk_document
 
     return chunk_document(mission_report.read_text(encoding="utf-8"), "markdown", 1000, 0)
 

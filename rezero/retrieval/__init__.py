@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rezero.chunking import collapse_whitespace
-from rezero.config import IndexParams
-from rezero.errors import PipelineError
-from rezero.io import atomic_directory, read_json, write_json
+from rezero.core.config import IndexParams
+from rezero.core.errors import PipelineError
+from rezero.core.io import atomic_directory, read_json, write_json
+from rezero.data.chunking import collapse_whitespace
 from rezero.retrieval.base import Document, Hit, Retriever
 from rezero.retrieval.dense import Embedder
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from rezero.errors import PipelineError
-from rezero.models import PACKAGE_SCHEME, package_path
+from rezero.core.errors import PipelineError
+from rezero.external.models import PACKAGE_SCHEME, package_path
 from rezero.retrieval.base import Hit
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rezero.config import IndexParams
-from rezero.errors import PipelineError
+from rezero.core.config import IndexParams
+from rezero.core.errors import PipelineError
 from rezero.retrieval.base import Hit, check_snippet_chars, fit_window, query_terms
 from rezero.retrieval.dense import Embedder, fuse_many, has_words
 from rezero.retrieval.es_connection import (

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import tantivy
 
-from rezero.config import IndexParams
-from rezero.errors import PipelineError
+from rezero.core.config import IndexParams
+from rezero.core.errors import PipelineError
 from rezero.retrieval.base import Document, Hit, check_snippet_chars, clip, fit_window, query_terms
 from rezero.retrieval.dense import Embedder, cosine_top_k, fuse_many, has_words
 

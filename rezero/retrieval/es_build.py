@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
-from rezero.config import IndexParams
-from rezero.errors import PipelineError
+from rezero.core.config import IndexParams
+from rezero.core.errors import PipelineError
 from rezero.retrieval.base import Document
 from rezero.retrieval.dense import Embedder
 from rezero.retrieval.es_connection import ConnectionSettings, connect, explained, settings_from_env

@@ -31,8 +31,8 @@ from elasticsearch import (
     SSLError,
 )
 
-from rezero.config import IndexParams
-from rezero.errors import PipelineError
+from rezero.core.config import IndexParams
+from rezero.core.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

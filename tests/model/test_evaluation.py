@@ -11,8 +11,8 @@ import sys
 import pytest
 import yaml
 
-from rezero.errors import PipelineError
-from rezero.evaluation import find_peak
+from rezero.core.errors import PipelineError
+from rezero.evaluation.scoring import find_peak
 from tests.conftest import PROJECT_ROOT
 from tests.model.conftest import MODEL
 
@@ -169,7 +169,7 @@ def assert_episode_traces(store: str, run_id: str, records: list[dict], samples:
 def test_missing_or_corrupt_checkpoint_is_a_clear_error(trained, tmp_path):
     import shutil
 
-    from rezero.models import load_model
+    from rezero.external.models import load_model
 
     with pytest.raises(PipelineError, match="not a complete LoRA checkpoint"):
         load_model(MODEL, adapter=tmp_path / "nothing-here")

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from rezero.checkpoints import latest_checkpoint
-from rezero.config import TrackingParams
+from rezero.core.config import TrackingParams
+from rezero.training.checkpoints import latest_checkpoint
 from tests.conftest import paper_sections
 from tests.model.conftest import MODEL, environment
 
@@ -19,7 +19,7 @@ from tests.model.conftest import MODEL, environment
 @pytest.mark.slow
 def test_one_step_of_the_paper_profile_trains_and_saves_its_checkpoint(index_dir, train_records, tmp_path):
     from rezero.retrieval import open_retriever
-    from rezero.training import TrainingSetup, train
+    from rezero.training.grpo import TrainingSetup, train
 
     paper = paper_sections()
     agent = paper["agent"]

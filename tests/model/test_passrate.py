@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory, take_turn
-from rezero.config import AgentParams
-from rezero.passrate import answer_logprob, expert_for, score_questions
+from rezero.core.config import AgentParams
+from rezero.episode.agent import ChatTemplate, SearchEnvironment, Trajectory, take_turn
 from rezero.retrieval import open_retriever
+from rezero.training.passrate import answer_logprob, expert_for, score_questions
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rezero.checkpoints import CHECKPOINT_FILE, RUN_FILE, checkpoint_dirs, latest_checkpoint
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
+from rezero.training.checkpoints import CHECKPOINT_FILE, RUN_FILE, checkpoint_dirs, latest_checkpoint
 from tests.model.conftest import environment
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_training_logs_a_few_rollouts_of_each_step_as_traces(trained):
 
 
 def test_lora_weights_move_and_base_weights_do_not(trained):
-    from rezero.models import load_model
+    from rezero.external.models import load_model
 
     run_id = trained["summary"]["mlflow_run_id"]
     assert max(v for _, v in metric_history(trained["store"], run_id, "train/grad_norm")) > 0
@@ -99,7 +99,7 @@ def test_lora_weights_move_and_base_weights_do_not(trained):
 
 def test_interrupted_training_resumes_from_its_last_checkpoint(trained, index_dir, tmp_path):
     from rezero.retrieval import open_retriever
-    from rezero.training import train
+    from rezero.training.grpo import train
 
     copy = tmp_path / "checkpoints"
     shutil.copytree(trained["root"] / "checkpoints", copy)
@@ -119,7 +119,7 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(trained, index_di
 def test_changed_configuration_starts_fresh_instead_of_resuming(trained, tmp_path):
     from dataclasses import replace
 
-    from rezero.training import prepare_output_dir
+    from rezero.training.grpo import prepare_output_dir
 
     copy = tmp_path / "checkpoints"
     shutil.copytree(trained["root"] / "checkpoints", copy)
@@ -133,7 +133,7 @@ def test_changed_configuration_starts_fresh_instead_of_resuming(trained, tmp_pat
 
 def test_unreachable_mlflow_server_fails_before_training(trained, index_dir, tmp_path):
     from rezero.retrieval import open_retriever
-    from rezero.training import train
+    from rezero.training.grpo import train
 
     with (
         environment(MLFLOW_TRACKING_URI="http://127.0.0.1:9"),
@@ -156,7 +156,7 @@ def test_grpo_continues_the_warm_start_and_keeps_it_as_the_reference(trained):
 
 
 def test_rollouts_sample_from_a_merged_copy_that_follows_the_policy(warmstarted, tokenizer):
-    from rezero.models import MergedCopy, apply_adapter, load_model
+    from rezero.external.models import MergedCopy, apply_adapter, load_model
     from tests.model.conftest import MODEL
 
     policy = apply_adapter(load_model(MODEL), warmstarted, trainable=True)
@@ -187,7 +187,7 @@ def test_fewer_questions_than_a_step_draws_is_refused_before_anything_starts(tra
     from dataclasses import replace
 
     from rezero.retrieval import open_retriever
-    from rezero.training import train
+    from rezero.training.grpo import train
 
     setup = trained["setup"]
     two_a_step = replace(setup, train=replace(setup.train, questions_per_step=2))

@@ -9,14 +9,20 @@ import json
 
 import pytest
 
-from rezero.agent import DEMONSTRATION, ChatTemplate, SearchEnvironment
-from rezero.answers import answer_visible
-from rezero.config import AgentParams, RewardParams, WarmstartParams
-from rezero.demonstrations import ANSWER_THINKS, RETRY_THINKS, SEARCH_THINKS, build_expert_set, derive_query
-from rezero.errors import PipelineError
-from rezero.judges import normalize_answer
+from rezero.core.config import AgentParams, RewardParams, WarmstartParams
+from rezero.core.errors import PipelineError
+from rezero.episode.agent import DEMONSTRATION, ChatTemplate, SearchEnvironment
+from rezero.episode.answers import answer_visible
+from rezero.episode.demonstrations import (
+    ANSWER_THINKS,
+    RETRY_THINKS,
+    SEARCH_THINKS,
+    build_expert_set,
+    derive_query,
+)
+from rezero.episode.judges import normalize_answer
 from rezero.retrieval import open_retriever
-from rezero.warmstart import WarmstartSetup, run_warmstart, sft_rows
+from rezero.training.warmstart import WarmstartSetup, run_warmstart, sft_rows
 from tests.model.conftest import environment, tiny_train
 
 pytestmark = pytest.mark.slow
@@ -101,7 +107,7 @@ def test_single_searches_fill_in_when_no_retry_fits_the_token_budget(
     # Two searches of three 100-character results do not fit 200 tokens: the episodes asked are still built.
     short = AgentParams(top_k=3, result_chars=100, max_trajectory_tokens=200)
     env = SearchEnvironment(open_retriever(index_dir), short)
-    with caplog.at_level("WARNING", logger="rezero.demonstrations"):
+    with caplog.at_level("WARNING", logger="rezero.episode.demonstrations"):
         expert = build_expert_set(
             train_records[:60], ChatTemplate(tokenizer), env, 4, retry_share=0.5, seed=7
         )
@@ -152,7 +158,7 @@ def test_too_few_usable_episodes_is_a_clear_error(index_dir, train_records):
 def test_a_short_warm_start_saves_an_adapter_and_logs_its_loss(index_dir, train_records, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from rezero.judges import make_judge
+    from rezero.episode.judges import make_judge
 
     # 8 episodes, batch 4, 1 epoch: 2 optimiser steps; 2 dev questions, greedy and sampled once.
     setup = WarmstartSetup(

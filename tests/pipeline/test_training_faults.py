@@ -187,7 +187,7 @@ def test_a_corrupt_checkpoint_is_trained_again_never_recorded_by_dvc(trained_pro
     (checkpoints / "checkpoint-3/adapter_model.safetensors").write_bytes(b"x" * 100)  # truncated
     healed = run(project, "dvc", "repro", "evaluate")  # DVC sees train's output changed and re-runs it
     assert "checkpoint-3 cannot be used" in healed.stderr and "resumes from checkpoint-2" in healed.stderr
-    from rezero.checkpoints import check_adapters, checkpoint_dirs
+    from rezero.training.checkpoints import check_adapters, checkpoint_dirs
 
     check_adapters(checkpoint_dirs(checkpoints))  # every checkpoint DVC recorded loads
     assert sorted(complete_checkpoints(checkpoints)) == sorted(before)  # steps 3-5 saved again, whole

@@ -27,7 +27,7 @@ from unittest import mock
 import pytest
 from elasticsearch import Elasticsearch
 
-from rezero.config import IndexParams
+from rezero.core.config import IndexParams
 from tests.conftest import PROJECT_ROOT, copy_project
 
 ES_START_HINT = "bash infra/elasticsearch.sh start` and `export ES_URL=http://127.0.0.1:9200"

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from rezero.config import IndexParams, SynthesizeParams
-from rezero.errors import PipelineError
-from rezero.io import read_json, read_jsonl
+from rezero.core.config import IndexParams, SynthesizeParams
+from rezero.core.errors import PipelineError
+from rezero.core.io import read_json, read_jsonl
 from rezero.retrieval import Document, Retriever, build_index, chunk_documents, open_retriever
 from rezero.retrieval.embedded import query_terms
 from rezero.retrieval.es_connection import settings_from_env

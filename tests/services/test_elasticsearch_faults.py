@@ -27,10 +27,10 @@ import pytest
 import yaml
 from elasticsearch import Elasticsearch
 
-from rezero.agent import SearchEnvironment
-from rezero.config import AgentParams, IndexParams
-from rezero.errors import PipelineError
-from rezero.io import write_jsonl
+from rezero.core.config import AgentParams, IndexParams
+from rezero.core.errors import PipelineError
+from rezero.core.io import write_jsonl
+from rezero.episode.agent import SearchEnvironment
 from rezero.retrieval import build_index, chunk_documents, open_retriever
 from rezero.retrieval.elasticsearch import ElasticsearchRetriever
 from rezero.retrieval.es_build import index_pattern

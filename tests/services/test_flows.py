@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from flows import support
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
 from tests.conftest import PROJECT_ROOT
 from tests.services.conftest import TINY, api, copy_project, free_port
 
@@ -173,7 +173,7 @@ def test_the_mlflow_server_serves_the_store_the_pipeline_logs_to_without_it(serv
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from rezero import tracking
+    from rezero.external import tracking
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{services.project / 'mlruns.db'}")
     tracking.connect("store-check")  # as a stage without a server would: artifacts in mlartifacts/

@@ -101,7 +101,7 @@ def test_mlflow_trace_view_shows_an_episode_and_its_search(services):
     in 16 tokens; tests/services/test_flows.py checks the evaluated episodes' traces on this server)."""
     import mlflow
 
-    from rezero.traces import flush, log_episode_traces
+    from rezero.episode.traces import flush, log_episode_traces
     from tests.unit.test_traces import GOLD, episode
 
     mlflow.set_tracking_uri(services.mlflow_url)

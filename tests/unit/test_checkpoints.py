@@ -9,9 +9,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rezero.checkpoints import adapter_fingerprint, check_adapters, checkpoint_dirs, checkpoint_problem
-from rezero.errors import PipelineError
-from rezero.training import drop_unusable_checkpoints, finished_step
+from rezero.core.errors import PipelineError
+from rezero.training.checkpoints import (
+    adapter_fingerprint,
+    check_adapters,
+    checkpoint_dirs,
+    checkpoint_problem,
+)
+from rezero.training.grpo import drop_unusable_checkpoints, finished_step
 
 
 def save_checkpoint(root, step: int, global_step: int | None = None):
@@ -64,7 +69,7 @@ def test_a_damaged_checkpoint_and_every_later_one_are_removed_so_training_resume
     for step in (1, 2, 3):
         save_checkpoint(tmp_path, step)
     (tmp_path / "checkpoint-2/adapter_model.safetensors").write_bytes(b"x" * 100)  # truncated
-    with caplog.at_level("WARNING", logger="rezero.training"):
+    with caplog.at_level("WARNING", logger="rezero.training.grpo"):
         drop_unusable_checkpoints(tmp_path)
     assert [f.name for f in checkpoint_dirs(tmp_path)] == ["checkpoint-1"]
     assert "checkpoint-2 cannot be used" in caplog.text and "resumes from checkpoint-1" in caplog.text

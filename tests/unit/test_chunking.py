@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rezero.chunking import chunk_document, chunk_id_for, markdown_to_blocks, text_to_blocks
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
+from rezero.data.chunking import chunk_document, chunk_id_for, markdown_to_blocks, text_to_blocks
 
 
 def test_markdown_blocks_flatten_headings_paragraphs_lists_and_tables():

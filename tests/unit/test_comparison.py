@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rezero.comparison import compare, curves, load_runs, markdown, save_run
-from rezero.errors import PipelineError
-from rezero.io import write_json, write_jsonl
+from rezero.core.errors import PipelineError
+from rezero.core.io import write_json, write_jsonl
+from rezero.evaluation.comparison import compare, curves, load_runs, markdown, save_run
 
 # Test outcomes by (variant, seed): the warm start's (step 0) and the chosen checkpoint's (step 4).
 STEP0 = [1, 0, 0, 0]

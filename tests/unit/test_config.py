@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import yaml
 
-from rezero import config
-from rezero.errors import PipelineError
+from rezero.core import config
+from rezero.core.errors import PipelineError
 from tests.conftest import PROJECT_ROOT, paper_sections
 
 
@@ -87,8 +87,8 @@ def test_defaults_are_not_shared_between_instances():
 def test_the_paper_profile_builds_the_papers_grpo_lora_and_agent_settings(tmp_path):
     """The paper's run (arXiv 2504.11001: its training settings), as handed to TRL and
     PEFT, without downloading Llama."""
-    from rezero.models import lora_config
-    from rezero.training import TrainingSetup, grpo_config
+    from rezero.external.models import lora_config
+    from rezero.training.grpo import TrainingSetup, grpo_config
 
     paper = paper_sections()
     setup = TrainingSetup(paper["train"], paper["agent"], paper["rewards"], "paper", "fingerprint")

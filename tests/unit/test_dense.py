@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from rezero.config import IndexParams, build
-from rezero.errors import PipelineError
-from rezero.io import read_json, write_json
+from rezero.core.config import IndexParams, build
+from rezero.core.errors import PipelineError
+from rezero.core.io import read_json, write_json
 from rezero.retrieval import Hit, build_index, chunk_documents, open_retriever
 from rezero.retrieval.dense import cosine_top_k, has_words, reciprocal_rank_fusion, resolve_model
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rezero.config import IngestParams
-from rezero.documents import decode_document, detect_format, ingest_document
-from rezero.errors import PipelineError
+from rezero.core.config import IngestParams
+from rezero.core.errors import PipelineError
+from rezero.data.documents import decode_document, detect_format, ingest_document
 
 
 def params_for(path: Path, sha256: str | None = None, **kwargs) -> IngestParams:

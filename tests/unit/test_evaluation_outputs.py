@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rezero.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
-from rezero.errors import PipelineError
-from rezero.evaluation import EvaluationSetup, evaluate_training, export_adapter
+from rezero.core.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
+from rezero.core.errors import PipelineError
+from rezero.evaluation.scoring import EvaluationSetup, evaluate_training, export_adapter
 
 
 def test_export_adapter_copies_only_the_adapter_files_and_replaces_the_old_folder(tmp_path: Path):

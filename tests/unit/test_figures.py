@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rezero.figures import PANELS, by_step_figure
+from rezero.evaluation.figures import PANELS, by_step_figure
 
 
 def test_each_panel_has_one_curve_per_run():

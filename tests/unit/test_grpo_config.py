@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rezero.config import AgentParams, RewardParams, TrainParams, build
-from rezero.errors import PipelineError
-from rezero.training import TrainingSetup, grpo_config
+from rezero.core.config import AgentParams, RewardParams, TrainParams, build
+from rezero.core.errors import PipelineError
+from rezero.training.grpo import TrainingSetup, grpo_config
 
 
 def config_for(tmp_path, **train):

@@ -23,12 +23,16 @@ def test_imports_inside_functions_and_submodules_named_by_from_count(tmp_path: P
     source = tmp_path / "mod.py"
     source.write_text(
         "import json\n"
-        "from rezero import tracking\n"
+        "from rezero.external import tracking\n"
         "from rezero.retrieval import Hit\n"
         "def late():\n"
-        "    from rezero.checkpoints import RUN_FILE\n"
+        "    from rezero.training.checkpoints import RUN_FILE\n"
     )
-    assert imported_modules(source) == {"rezero.tracking", "rezero.retrieval", "rezero.checkpoints"}
+    assert imported_modules(source) == {
+        "rezero.external.tracking",
+        "rezero.retrieval",
+        "rezero.training.checkpoints",
+    }
 
 
 def test_the_package_never_imports_flows_or_stages():
@@ -46,3 +50,23 @@ def test_the_package_never_imports_flows_or_stages():
                 if n.split(".")[0] in {"flows", "stages"}
             ]
     assert not above, f"the package imports the layers above it: {above}"
+
+
+# The package's levels, lowest first (README, Layout): a module imports its own level and those below only.
+LEVELS = ["core", "external", "data", "retrieval", "synthesis", "episode", "training", "evaluation", "cli"]
+
+
+def level(module: str) -> int:
+    parts = module.split(".")
+    return LEVELS.index(parts[1]) if len(parts) > 1 else -1  # `rezero` itself: the package's docstring
+
+
+def test_each_module_imports_only_its_own_level_and_those_below():
+    upward = [
+        f"{module} → {imported}"
+        for module, imports in import_graph().items()
+        for imported in imports
+        if level(imported) > level(module)
+    ]
+    assert not upward, f"imports that go up a level: {upward}"
+    assert {module.split(".")[1] for module in import_graph() if "." in module} == set(LEVELS)

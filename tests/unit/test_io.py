@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from rezero.errors import PipelineError
-from rezero.io import atomic_directory, atomic_write_text, read_json, read_jsonl, write_json
+from rezero.core.errors import PipelineError
+from rezero.core.io import atomic_directory, atomic_write_text, read_json, read_jsonl, write_json
 
 
 @pytest.fixture

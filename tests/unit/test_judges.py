@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rezero.answers import canonicalize_units, count_words, normalize_answer
-from rezero.config import RewardParams, build, load_section
-from rezero.errors import PipelineError
-from rezero.judges import AnswerLengthLimit, NormalizedMatchJudge, make_judge
+from rezero.core.config import RewardParams, build, load_section
+from rezero.core.errors import PipelineError
+from rezero.episode.answers import canonicalize_units, count_words, normalize_answer
+from rezero.episode.judges import AnswerLengthLimit, NormalizedMatchJudge, make_judge
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 

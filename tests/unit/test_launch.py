@@ -1,5 +1,5 @@
 """The stages' launcher: REZERO_ACCELERATE_CONFIG re-runs a stage under `accelerate launch`
-(rezero/runtime.py), and every config in infra/accelerate/ is one accelerate reads."""
+(rezero/core/runtime.py), and every config in infra/accelerate/ is one accelerate reads."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from accelerate.commands.config.config_args import load_config_from_file
 
-from rezero.errors import PipelineError
-from rezero.runtime import ACCELERATE_CONFIG_ENV, relaunch_under_accelerate
+from rezero.core.errors import PipelineError
+from rezero.core.runtime import ACCELERATE_CONFIG_ENV, relaunch_under_accelerate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "infra/accelerate").glob("*.yaml"))
@@ -62,7 +62,7 @@ def test_the_cpu_config_starts_two_processes_that_run_the_script_with_its_argume
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
     launcher = (
-        "import sys; from rezero.runtime import relaunch_under_accelerate; "
+        "import sys; from rezero.core.runtime import relaunch_under_accelerate; "
         f"relaunch_under_accelerate({str(probe)!r}, ['a', '--b']); print('not launched')"
     )
     config = ROOT / "infra/accelerate/cpu-2-processes.yaml"

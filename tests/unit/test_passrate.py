@@ -8,8 +8,13 @@ import logging
 
 import pytest
 
-from rezero.errors import PipelineError
-from rezero.passrate import candidate_questions, check_question_budget, is_informative, select_questions
+from rezero.core.errors import PipelineError
+from rezero.training.passrate import (
+    candidate_questions,
+    check_question_budget,
+    is_informative,
+    select_questions,
+)
 
 BAND = {"min_logprob": -5.0, "max_logprob": -0.1}
 
@@ -43,7 +48,7 @@ def test_only_questions_in_the_band_are_chosen():
 
 def test_too_few_qualifying_questions_fill_up_at_random_with_a_warning(caplog):
     scores = [score(i, -20.0) for i in range(6)] + [score(6, -1.0)]
-    with caplog.at_level(logging.WARNING, logger="rezero.passrate"):
+    with caplog.at_level(logging.WARNING, logger="rezero.training.passrate"):
         chosen, info = select_questions(records(10), scores, **BAND, min_questions=4, seed=0)
     assert chosen[0]["id"] == "q6" and len(chosen) == 4 and len({r["id"] for r in chosen}) == 4
     assert info["fallback"] and info["informative"] == 1 and info["questions"] == 4

@@ -95,3 +95,13 @@ def test_every_rezero_and_flow_command_shown_has_its_subcommand_and_options():
         options = {w.split("=")[0] for w in words if w.startswith("--")}
         wrong += [f"{' '.join(words[:2])} {o}" for o in options if o not in result.stdout]
     assert not wrong, f"commands shown with a subcommand or option the tool does not have: {wrong}"
+
+
+PATH_RE = re.compile(r"\b(?:rezero|tests|stages|flows|benchmarks|infra)/[\w/.-]+\.(?:py|sh|yaml)\b")
+
+
+def test_every_project_file_the_docs_name_exists():
+    named = {path for page in PAGES for path in PATH_RE.findall(page.read_text(encoding="utf-8"))}
+    assert len(named) > 20  # the pattern still finds them
+    missing = sorted(path for path in named if not (PROJECT_ROOT / path).exists())
+    assert not missing, f"the README or docs name files that do not exist: {missing}"

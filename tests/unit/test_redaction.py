@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from rezero import tracking
-from rezero.errors import PipelineError
-from rezero.redaction import authorized_request, redact_url, split_credentials
+from rezero.core.errors import PipelineError
+from rezero.external import tracking
+from rezero.external.redaction import authorized_request, redact_url, split_credentials
 
 SECRET = "s3cretPW"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rezero.config import IndexParams
-from rezero.errors import PipelineError
+from rezero.core.config import IndexParams
+from rezero.core.errors import PipelineError
 from rezero.retrieval import (
     Document,
     build_index,

@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from rezero import protocol
-from rezero.config import RewardParams
-from rezero.errors import PipelineError
-from rezero.judges import AnswerLengthLimit, LLMJudge, make_judge
-from rezero.rewards import (
+from rezero.core.config import RewardParams
+from rezero.core.errors import PipelineError
+from rezero.episode import protocol
+from rezero.episode.judges import AnswerLengthLimit, LLMJudge, make_judge
+from rezero.episode.rewards import (
     REWARD_NAMES,
     REWARDS,
     build_reward_funcs,
@@ -585,7 +585,7 @@ def test_conversational_completions_stand_in_for_turns():
 
 
 def test_reward_funcs_for_params_uses_the_sections_schedule_and_judge():
-    from rezero.config import RetrySchedule, RewardParams
+    from rezero.core.config import RetrySchedule, RewardParams
 
     funcs = reward_funcs_for(RewardParams(retry=RetrySchedule(base=0.0, step=0.5)))
     assert [f.__name__ for f in funcs] == list(REWARD_NAMES)

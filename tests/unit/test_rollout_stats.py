@@ -3,8 +3,8 @@ signal at all), and the rollouts' searching, counted from real trajectories."""
 
 from __future__ import annotations
 
-from rezero.agent import Trajectory
-from rezero.training import RolloutStats
+from rezero.episode.agent import Trajectory
+from rezero.training.grpo import RolloutStats
 
 
 def episode(question: str, queries: int, answer: str | None) -> Trajectory:

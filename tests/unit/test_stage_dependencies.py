@@ -67,16 +67,16 @@ def test_a_stage_lists_no_package_module_it_never_imports(stage):
 
 
 def test_a_missing_dep_is_named_with_its_stage(tmp_path: Path):
-    """The check itself: without rezero/judges.py in its deps, `evaluate` is reported."""
-    deps = [d for d in stage_deps("evaluate") if d != "rezero/judges.py"]
+    """The check itself: without rezero/episode/judges.py in its deps, `evaluate` is reported."""
+    deps = [d for d in stage_deps("evaluate") if d != "rezero/episode/judges.py"]
     missing = sorted(path for path in needed_files("evaluate") if not covered(path, deps))
-    assert missing == ["rezero/judges.py"]
+    assert missing == ["rezero/episode/judges.py"]
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_every_output_persists_so_a_failing_stage_keeps_it(stage):
     """DVC deletes a stage's non-persistent outputs before running it; the stages replace theirs atomically
-    on success instead (rezero/io.py), which only keeps the previous ones if DVC leaves them alone."""
+    on success instead (rezero/core/io.py), which only keeps the previous ones if DVC leaves them alone."""
     declared = [
         (kind, entry) for kind in ("outs", "metrics", "plots") for entry in STAGES[stage].get(kind, [])
     ]

@@ -1,4 +1,5 @@
-"""The statistics behind reported accuracies (rezero/statistics.py), checked against hand-computed values."""
+"""The statistics behind reported accuracies (rezero/evaluation/statistics.py), checked against hand-computed
+values."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 from scipy.stats import norm
 
-from rezero.statistics import (
+from rezero.evaluation.statistics import (
     Interval,
     mcnemar_exact,
     mean_interval,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from rezero.config import SynthesizeParams
-from rezero.errors import PipelineError
+from rezero.core.config import SynthesizeParams
+from rezero.core.errors import PipelineError
 from rezero.synthesis import generate_pairs, keep_grounded, split_dev, split_train_test
 from rezero.synthesis.offline import pairs_for_chunk
 from rezero.synthesis.prompting import parse_reply

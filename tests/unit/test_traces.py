@@ -7,8 +7,8 @@ import mlflow
 import pytest
 from mlflow.entities import SpanType
 
-from rezero.agent import Trajectory
-from rezero.traces import flush, log_episode_traces, trace_link
+from rezero.episode.agent import Trajectory
+from rezero.episode.traces import flush, log_episode_traces, trace_link
 
 GOLD = "Oxygen tank 2 failed at 55:54 ground elapsed time."
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rezero import tracking
+from rezero.external import tracking
 from tests.model.conftest import environment
 
 

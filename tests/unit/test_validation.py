@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from rezero.errors import PipelineError
-from rezero.validation import expected_test_size, validate_chunks, validate_qa
+from rezero.core.errors import PipelineError
+from rezero.data.validation import expected_test_size, validate_chunks, validate_qa
 
 CHUNK_SIZE = 100
 
@@ -52,7 +52,7 @@ def qa_error(train: list[dict], test: list[dict], test_fraction: float = 0.1) ->
 
 
 def test_importing_the_module_does_not_import_gx_or_pandas():
-    code = "import sys, rezero.validation; print({'great_expectations', 'pandas'} & set(sys.modules))"
+    code = "import sys, rezero.data.validation; print({'great_expectations', 'pandas'} & set(sys.modules))"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "set()"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rezero.checkpoints import WARMSTART_FILE, warmstart_adapter
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
+from rezero.training.checkpoints import WARMSTART_FILE, warmstart_adapter
 
 
 def folder_with(tmp_path: Path, manifest: dict | None, adapter: bool) -> Path:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from rezero.agent import SearchEnvironment, format_information
-from rezero.config import AgentParams, IndexParams
+from rezero.core.config import AgentParams, IndexParams
+from rezero.episode.agent import SearchEnvironment, format_information
 from rezero.retrieval import Document, Hit, build_index, chunk_documents, open_retriever
 from rezero.retrieval.base import clip
 from tests.retriever_contract import CHUNKS, FILLER, MODES, RetrieverContract, words

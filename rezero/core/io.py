@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
 
 
 def orphaned_temporaries(path: str | Path) -> list[Path]:

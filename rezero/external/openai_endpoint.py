@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rezero.errors import PipelineError
-from rezero.redaction import redact_url
+from rezero.core.errors import PipelineError
+from rezero.external.redaction import redact_url
 
 
 @dataclass

@@ -15,11 +15,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-from rezero.answers import UNIT_WORDS, canonicalize_units, count_words, normalize_answer, token_f1
-from rezero.config import RewardParams
-from rezero.errors import PipelineError
-from rezero.openai_endpoint import ChatEndpoint
-from rezero.redaction import redact_url
+from rezero.core.config import RewardParams
+from rezero.core.errors import PipelineError
+from rezero.episode.answers import UNIT_WORDS, canonicalize_units, count_words, normalize_answer, token_f1
+from rezero.external.openai_endpoint import ChatEndpoint
+from rezero.external.redaction import redact_url
 
 
 class Judge(Protocol):

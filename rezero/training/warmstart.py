@@ -1,10 +1,10 @@
 """The supervised warm start: teach the search protocol from expert episodes, then let GRPO take over.
 
 Models below ~0.5B do not pick up tool use from RL alone; R1-Searcher and DeepSeek-R1 first teach the format
-(a cold start). The expert episodes (rezero/demonstrations.py) search with the question's words and answer
-from the real results; a share of them (`warmstart.retry_share`) retry first, with a second search whose
-results show the answer when the first ones miss it. A warm start that never searched twice gave the retry
-reward nothing to reinforce. ReZero and its baseline continue the same adapter, so the comparison still
+(a cold start). The expert episodes (rezero/episode/demonstrations.py) search with the question's words and
+answer from the real results; a share of them (`warmstart.retry_share`) retry first, with a second search
+whose results show the answer when the first ones miss it. A warm start that never searched twice gave the
+retry reward nothing to reinforce. ReZero and its baseline continue the same adapter, so the comparison still
 isolates the retry reward.
 
 The episodes are trained with TRL's `SFTTrainer` on their pre-tokenised ids with `assistant_masks` = the
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory
-from rezero.config import AgentParams, TrainParams, WarmstartParams
-from rezero.demonstrations import ExpertSet, build_expert_set
-from rezero.judges import Judge
+from rezero.core.config import AgentParams, TrainParams, WarmstartParams
+from rezero.episode.agent import ChatTemplate, SearchEnvironment, Trajectory
+from rezero.episode.demonstrations import ExpertSet, build_expert_set
+from rezero.episode.judges import Judge
 
 log = logging.getLogger(__name__)
 RUN_MARKER = ".mlflow_run_id"  # in the unfinished adapter folder while the warm start's run is open
@@ -115,9 +115,9 @@ def run_warmstart(
     """
     import torch
 
-    from rezero import tracking
-    from rezero.errors import PipelineError
-    from rezero.models import load_tokenizer
+    from rezero.core.errors import PipelineError
+    from rezero.external import tracking
+    from rezero.external.models import load_tokenizer
 
     ws, t = setup.warmstart, setup.train
     torch.manual_seed(ws.seed)
@@ -152,8 +152,8 @@ def run_warmstart(
 def close_killed_runs(adapter_out: str | Path) -> None:
     """Mark KILLED the MLflow runs of warm starts killed before they could close them (`kill -9`): their
     unfinished folders, left beside `adapter_out`, name them. Needs `tracking.connect` first."""
-    from rezero import tracking
-    from rezero.io import orphaned_temporaries
+    from rezero.core.io import orphaned_temporaries
+    from rezero.external import tracking
 
     for orphan in orphaned_temporaries(adapter_out):
         marker = orphan / RUN_MARKER
@@ -174,10 +174,10 @@ def fit_and_measure(
     import torch
     from trl import SFTConfig
 
-    from rezero import tracking
-    from rezero.agent import run_episodes
-    from rezero.models import load_model, lora_config
-    from rezero.training_callbacks import MlflowStepCallback
+    from rezero.episode.agent import run_episodes
+    from rezero.external import tracking
+    from rezero.external.models import load_model, lora_config
+    from rezero.training.callbacks import MlflowStepCallback
 
     ws, t, counts = setup.warmstart, setup.train, expert.counts
     args = SFTConfig(

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rezero.config import TrainParams
-from rezero.errors import PipelineError
+from rezero.core.config import TrainParams
+from rezero.core.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def materialise_model(spec: str) -> str:
 def _convert_gguf(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rezero.io import atomic_directory
+    from rezero.core.io import atomic_directory
 
     log.info("converting %s to fp32 safetensors in %s (once)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -24,10 +24,10 @@ from dataclasses import asdict, fields
 from difflib import SequenceMatcher
 from typing import Any
 
-from rezero.answers import first_query_showing
-from rezero.config import RetrySchedule, RewardParams, RewardWeights
-from rezero.judges import Judge, NormalizedMatchJudge, make_judge
-from rezero.protocol import (
+from rezero.core.config import RetrySchedule, RewardParams, RewardWeights
+from rezero.episode.answers import first_query_showing
+from rezero.episode.judges import Judge, NormalizedMatchJudge, make_judge
+from rezero.episode.protocol import (
     ANSWER_RE,
     SEARCH_RE,
     THINK_RE,
@@ -206,12 +206,12 @@ def make_retry_reward(**schedule: Any) -> Callable[..., list[float]]:
     (halved) when any single turn holds more than one `<search>`. Rounded to 6 decimals (float noise; the
     code rounds to 3). The paper's text rewards each query *after the first*; its code, followed here, also
     rewards the first. With `after_miss_only`, n stops at the first query whose shown results hold the gold
-    `answer` (`rezero.answers.answer_visible`), so a search after results that were enough earns nothing:
-    the reward pays for retrying a failed search, not for searching again.
+    `answer` (`rezero.episode.answers.answer_visible`), so a search after results that were enough earns
+    nothing: the reward pays for retrying a failed search, not for searching again.
 
     Args:
-        schedule: fields of `rezero.config.RetrySchedule` (base, step, cap, violation_factor, after_miss_only;
-            defaults and checks there), e.g. `make_retry_reward(base=0.0)`.
+        schedule: fields of `rezero.core.config.RetrySchedule` (base, step, cap, violation_factor,
+            after_miss_only; defaults and checks there), e.g. `make_retry_reward(base=0.0)`.
 
     Returns:
         A picklable reward whose `__name__` is `"retry"`; it reads the rows' `turns`, and with
@@ -472,9 +472,9 @@ def build_reward_funcs(
 
     Args:
         weights: a weight (finite, >= 0) for every name in `REWARD_NAMES` (paper: 4, 2, 1, 1, 1, 1), as
-            `rezero.config.RewardWeights` or a mapping with all six.
+            `rezero.core.config.RewardWeights` or a mapping with all six.
         judge: the correctness judge; default `NormalizedMatchJudge()`.
-        retry: the retry reward's `rezero.config.RetrySchedule`, or a mapping of some of its fields.
+        retry: the retry reward's `rezero.core.config.RetrySchedule`, or a mapping of some of its fields.
 
     Returns:
         `(reward_funcs, reward_weights)`, ready for `GRPOTrainer(reward_funcs=...)` and
@@ -503,8 +503,8 @@ def build_reward_funcs(
 
 
 def reward_columns(trajectories: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The keyword arguments TRL would pass the rewards for these episodes (`rezero.agent.Trajectory`s and
-    their QA records), for scoring outside a trainer: evaluation and traces."""
+    """The keyword arguments TRL would pass the rewards for these episodes (`rezero.episode.agent.Trajectory`s
+    and their QA records), for scoring outside a trainer: evaluation and traces."""
     return {
         "turns": [t.turns for t in trajectories],
         "queries": [t.queries for t in trajectories],

@@ -9,7 +9,7 @@ typed. `compare` reads a folder of such runs:
   over questions stratified by seed, and its paired difference from the warm start (step 0);
 - ReZero minus the baseline, seed by seed on the same questions (both continue the same warm start): the
   paired difference in accuracy, retry share and searches per question, each with its stratified bootstrap
-  interval, and a sign-flip permutation p for accuracy (rezero/statistics.py);
+  interval, and a sign-flip permutation p for accuracy (rezero/evaluation/statistics.py);
 - the training rollouts' retry share and searches over the last quarter of steps (per seed, from the
   training's logged history), and the share of GRPO groups whose correctness varied.
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rezero import statistics
-from rezero.errors import PipelineError
-from rezero.io import read_json, read_jsonl, write_json, write_jsonl
+from rezero.core.errors import PipelineError
+from rezero.core.io import read_json, read_jsonl, write_json, write_jsonl
+from rezero.evaluation import statistics
 
 SUMMARY_FILE, OUTCOMES_FILE = "summary.json", "outcomes.jsonl"
 VARIANTS = ("rezero", "no_retry")  # the paper's method and its baseline (rewards.weights.retry = 0)
@@ -35,7 +35,7 @@ OUTCOME_KEYS = ("correct", "retried", "searches")  # per question: accuracy, ret
 
 def outcomes_at(outcomes: Sequence[dict[str, Any]], step: int, split: str) -> dict[str, dict[str, Any]]:
     """Each question's outcome (by id) under the model of `step` on `split`: step 0 is the warm start, or
-    the raw model when there was none (`outcome_rows` in rezero/evaluation.py)."""
+    the raw model when there was none (`outcome_rows` in rezero/evaluation/scoring.py)."""
     rows = [r for r in outcomes if r["split"] == split and r["step"] == step]
     warm_started = any(r["model"] != "base" for r in rows)
     return {r["id"]: r for r in rows if r["model"] != "base" or not warm_started}
@@ -160,7 +160,7 @@ def variant_summary(runs: dict[int, RunResult], ids: list[str]) -> dict[str, Any
 
 def curves(runs: Sequence[RunResult], split: str = "test") -> dict[str, dict[int, dict[str, float]]]:
     """Each run's accuracy and searches per question by step on `split` (step 0: the warm start), labelled
-    "<variant>, seed <seed>", for rezero/figures.py."""
+    "<variant>, seed <seed>", for rezero/evaluation/figures.py."""
     found = {}
     for run in sorted(runs, key=lambda r: (r.variant != "rezero", r.seed)):
         steps = sorted({row["step"] for row in run.outcomes if row["split"] == split})

@@ -7,9 +7,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from rezero import tracking
-from rezero.checkpoints import CHECKPOINT_FILE, CHECKPOINT_PREFIX
-from rezero.io import write_json
+from rezero.core.io import write_json
+from rezero.external import tracking
+from rezero.training.checkpoints import CHECKPOINT_FILE, CHECKPOINT_PREFIX
 
 
 class MlflowStepCallback(TrainerCallback):

@@ -8,7 +8,8 @@ training questions are never answered correctly by the warm start.
 Sampling the policy several times per question measures its pass rate directly but costs minutes per few
 dozen questions on a CPU. The `passrate` stage instead scores every candidate question with one forward pass:
 the log-probability the policy gives the gold answer after the expert's own episode (the question's words
-searched, or a retry when those results miss it, then "Based on result N, ..."; rezero/demonstrations.py).
+searched, or a retry when those results miss it, then "Based on result N, ...";
+rezero/episode/demonstrations.py).
 Measured against sampled episodes (benchmarks/passrate.py, docs/results.md), questions in a band of that
 log-probability are mostly answered right sometimes but not always; those far below it almost never.
 `train` then draws its questions from that band (`select_questions`), the estimate DAPO's dynamic sampling
@@ -23,9 +24,9 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory
-from rezero.demonstrations import expert_episode
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
+from rezero.episode.agent import ChatTemplate, SearchEnvironment, Trajectory
+from rezero.episode.demonstrations import expert_episode
 
 log = logging.getLogger(__name__)
 ANSWER_OPEN = "<answer>"

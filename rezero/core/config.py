@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
 
 T = TypeVar("T")
 DEFAULT_PARAMS = Path("params.yaml")
@@ -259,13 +259,13 @@ class TrainParams:
     gradient_checkpointing: bool = knob(False, "Trade compute for memory (on for large models).")
     use_vllm: bool = knob(
         False,
-        "Must stay false: the multi-turn rollout (rezero/agent.py) generates with the policy's own "
+        "Must stay false: the multi-turn rollout (rezero/episode/agent.py) generates with the policy's own "
         "`generate`, so TRL would start a vLLM engine that nothing uses. true is refused.",
     )
     merged_rollouts: bool = knob(
         True,
-        "Sample rollouts from a copy of the policy with its LoRA update merged into the weights "
-        "(rezero/models.py MergedCopy): faster sampling, one more copy of the adapted weights in memory.",
+        "Sample rollouts from a copy of the policy with its LoRA update merged into the weights (rezero/core/"
+        "models.py MergedCopy): faster sampling, one more copy of the adapted weights in memory.",
     )
     seed: int = knob(42, "Seed of the data order, sampling and LoRA init.")
 
@@ -289,8 +289,8 @@ class TrainParams:
         if self.use_vllm:
             raise ValueError(
                 "use_vllm: true is not supported: the multi-turn rollout generates with the policy's own "
-                "`generate` (rezero/agent.py), so TRL's vLLM engine would be started and never used; set "
-                "train.use_vllm: false"
+                "`generate` (rezero/episode/agent.py), so TRL's vLLM engine would be started and never used; "
+                "set train.use_vllm: false"
             )
         if self.max_steps < 1 or self.save_steps < 1:
             raise ValueError("max_steps and save_steps must be >= 1")
@@ -395,9 +395,10 @@ class RewardWeights:
 
 @dataclass
 class RetrySchedule:
-    """The retry reward (rezero/rewards.py): min(1, base + step * min(searches, cap)), times violation_factor
-    when a turn holds two searches (the paper's: 0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+ searches); with
-    after_miss_only, the searches after the first whose results showed the gold answer do not count."""
+    """The retry reward (rezero/episode/rewards.py): min(1, base + step * min(searches, cap)), times
+    violation_factor when a turn holds two searches (the paper's: 0.35, 0.50, 0.65, 0.80, 0.95 for 1..5+
+    searches); with after_miss_only, the searches after the first whose results showed the gold answer do not
+    count."""
 
     base: float = knob(0.2, "Reward for having searched at all (paper: 0.2).")
     step: float = knob(0.15, "Added per search, up to `cap` searches (paper: 0.15).")

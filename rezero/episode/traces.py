@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rezero.agent import Trajectory
-from rezero.rewards import is_gold_hit
+from rezero.episode.agent import Trajectory
+from rezero.episode.rewards import is_gold_hit
 
 SOURCE_RUN = "mlflow.sourceRun"  # trace metadata that links a trace to its run (MLflow's key)
 

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
 
 # Nothing may reach a model hub or a telemetry host at run time.
 OFFLINE_ENVIRONMENT = {
@@ -30,7 +30,7 @@ OFFLINE_ENVIRONMENT = {
     "TOKENIZERS_PARALLELISM": "false",
     "GX_ANALYTICS_ENABLED": "false",
     # MLflow's client retries a request 7 times (~4 minutes); a training holds its metrics through an outage
-    # instead (rezero/tracking.py PendingMetrics), so 3 retries (~14 s) per step are enough.
+    # instead (rezero/external/tracking.py PendingMetrics), so 3 retries (~14 s) per step are enough.
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
 }
 

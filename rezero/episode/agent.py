@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rezero.config import AgentParams
-from rezero.protocol import extract_answer, extract_searches
+from rezero.core.config import AgentParams
+from rezero.episode.protocol import extract_answer, extract_searches
 from rezero.retrieval import Hit, Retriever
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ SYSTEM_PROMPT = (
 # One worked episode, as real chat turns, showing a failed search and a retry (`agent.worked_example`). Raw
 # SmolLM2-135M followed the protocol in 9 of 24 sampled turns with it (temperature 0.7) and in 0 of 16 with
 # instructions alone, but it also copies the example's query for every question; with a warm start
-# (rezero/warmstart.py) the prompt has no example, like the paper's.
+# (rezero/training/warmstart.py) the prompt has no example, like the paper's.
 DEMONSTRATION = [
     {"role": "user", "content": "What color was the heat shield?"},
     {
@@ -190,7 +190,7 @@ def check_questions(
     """Refuse in one line, naming `source` and the rows, a set without questions, rows without a non-empty
     string in each of `fields`, and questions longer than `max_tokens` (the episode's budget,
     `agent.max_trajectory_tokens`: a question longer than a whole episode cannot be searched for)."""
-    from rezero.errors import PipelineError
+    from rezero.core.errors import PipelineError
 
     if not records:
         raise PipelineError(f"{source}: no questions; give a JSONL file with `question` and `answer` rows.")

@@ -1,5 +1,5 @@
-"""Answer text as the judges read it (rezero/judges.py): normalisation, whether shown results hold an answer,
-canonical units, word counts."""
+"""Answer text as the judges read it (rezero/episode/judges.py): normalisation, whether shown results hold
+an answer, canonical units, word counts."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Checkpoint folders and the files that describe them: their names, listing by step, the latest complete
 one, the training's run file, and the warm-start folder's manifest.
 
-Written by the `train` and `warmstart` stages (rezero/training.py, rezero/training_callbacks.py,
+Written by the `train` and `warmstart` stages (rezero/training/grpo.py, rezero/training/callbacks.py,
 stages/warmstart.py); read by `evaluate`, the `rezero` command and the flows. Nothing here loads a model.
 """
 
@@ -11,8 +11,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from rezero.errors import PipelineError
-from rezero.io import read_json
+from rezero.core.errors import PipelineError
+from rezero.core.io import read_json
 
 RUN_FILE = "run.json"  # in the checkpoints folder: config fingerprint and MLflow run id, for resume
 CHECKPOINT_FILE = "rezero_checkpoint.json"  # in each checkpoint: step, seed, resolved params

@@ -8,8 +8,8 @@ gold passage, never the answer's (`retry_queries`), whose results do show it, th
 has its own opening words (search: "I ...", retry: "The results do not ...", answer: "Based on result N,
 ..."), so the first sampled word decides the turn's kind.
 
-The warm start trains on them (rezero/warmstart.py); the `passrate` stage scores training questions by the
-answer's likelihood after them (rezero/passrate.py).
+The warm start trains on them (rezero/training/warmstart.py); the `passrate` stage scores training
+questions by the answer's likelihood after them (rezero/training/passrate.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory, close_episode, take_turn
-from rezero.answers import first_result_showing
-from rezero.judges import normalize_answer
+from rezero.episode.agent import ChatTemplate, SearchEnvironment, Trajectory, close_episode, take_turn
+from rezero.episode.answers import first_result_showing
+from rezero.episode.judges import normalize_answer
 
 log = logging.getLogger(__name__)
 

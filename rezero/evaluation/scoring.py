@@ -8,10 +8,10 @@ accurate, earliest on ties), with overfitting flagged when the final one falls b
 headline is that checkpoint's accuracy on the test split, which played no part in choosing it. The test
 split's own peak is reported beside it as the paper's way of choosing (optimistic by construction).
 
-Every accuracy comes with its Wilson interval, and the chosen checkpoint is compared with the warm start
-(step 0) question by question (rezero/statistics.py): a paired bootstrap interval of the difference and
-McNemar's exact p. Each question's outcome under each model is kept (`outcome_rows`) so experiments over
-seeds and variants can be compared pairwise later.
+Every accuracy comes with its Wilson interval, and the chosen checkpoint is compared with the warm start (step
+0) question by question (rezero/evaluation/statistics.py): a paired bootstrap interval of the difference and
+McNemar's exact p. Each question's outcome under each model is kept (`outcome_rows`) so experiments over seeds
+and variants can be compared pairwise later.
 
 `evaluate_training` is the `evaluate` stage's work: every checkpoint of a training scored, the results logged
 into the training's MLflow run, the chosen checkpoint's adapter exported and registered.
@@ -29,21 +29,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rezero import statistics, tracking
-from rezero.agent import ChatTemplate, SearchEnvironment, Trajectory, check_questions, run_episodes
-from rezero.answers import first_query_showing
-from rezero.checkpoints import CHECKPOINT_PREFIX, RUN_FILE, check_adapters, checkpoint_dirs, checkpoint_step
-from rezero.comparison import outcomes_at
-from rezero.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
-from rezero.errors import PipelineError
-from rezero.figures import by_step_figure
-from rezero.io import atomic_directory, read_json
-from rezero.judges import normalize_answer
-from rezero.models import load_tokenizer
+from rezero.core.config import AgentParams, EvaluateParams, RewardParams, TrackingParams, TrainParams
+from rezero.core.errors import PipelineError
+from rezero.core.io import atomic_directory, read_json
+from rezero.episode.agent import ChatTemplate, SearchEnvironment, Trajectory, check_questions, run_episodes
+from rezero.episode.answers import first_query_showing
+from rezero.episode.judges import normalize_answer
+from rezero.episode.rewards import reward_funcs_for, score_episodes
+from rezero.episode.traces import flush as flush_traces
+from rezero.episode.traces import log_episode_traces
+from rezero.evaluation import statistics
+from rezero.evaluation.comparison import outcomes_at
+from rezero.evaluation.figures import by_step_figure
+from rezero.external import tracking
+from rezero.external.models import load_tokenizer
 from rezero.retrieval import open_retriever
-from rezero.rewards import reward_funcs_for, score_episodes
-from rezero.traces import flush as flush_traces
-from rezero.traces import log_episode_traces
+from rezero.training.checkpoints import (
+    CHECKPOINT_PREFIX,
+    RUN_FILE,
+    check_adapters,
+    checkpoint_dirs,
+    checkpoint_step,
+)
 
 log = logging.getLogger(__name__)
 BY_STEP_FIGURE = "figures/by_step.png"  # in the training's MLflow run: accuracy and searches by step
@@ -270,7 +277,7 @@ def evaluate_checkpoints(
     as one batch per model."""
     from tqdm import tqdm
 
-    from rezero.models import MergedCopy, apply_adapter, load_model
+    from rezero.external.models import MergedCopy, apply_adapter, load_model
 
     tokenizer = load_tokenizer(model_spec)
     base_model, merged = load_model(model_spec, dtype).eval(), MergedCopy(model_spec, dtype)

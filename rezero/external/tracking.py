@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rezero.errors import PipelineError
-from rezero.io import atomic_write_text
-from rezero.redaction import authorized_request, redact_url, split_credentials
+from rezero.core.errors import PipelineError
+from rezero.core.io import atomic_write_text
+from rezero.external.redaction import authorized_request, redact_url, split_credentials
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import re
 
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

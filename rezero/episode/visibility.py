@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rezero.agent import SearchEnvironment
-from rezero.answers import first_result_showing
+from rezero.episode.agent import SearchEnvironment
+from rezero.episode.answers import first_result_showing
 
 
 def answer_visibility(records: Sequence[dict], env: SearchEnvironment) -> float:

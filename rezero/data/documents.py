@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rezero.config import IngestParams
-from rezero.errors import PipelineError
+from rezero.core.config import IngestParams
+from rezero.core.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

@@ -18,24 +18,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rezero import tracking
-from rezero.agent import SearchEnvironment, Trajectory, run_episodes
-from rezero.checkpoints import (
+from rezero.core.config import AgentParams, RewardParams, TrackingParams, TrainParams
+from rezero.core.errors import PipelineError
+from rezero.core.io import read_json, write_json
+from rezero.episode.agent import SearchEnvironment, Trajectory, run_episodes
+from rezero.episode.judges import make_judge
+from rezero.episode.rewards import REWARD_NAMES, make_correctness_reward, reward_funcs_for, score_episodes
+from rezero.episode.traces import flush as flush_traces
+from rezero.episode.traces import log_episode_traces
+from rezero.external import tracking
+from rezero.external.models import MergedCopy
+from rezero.external.redaction import redact_url
+from rezero.training.checkpoints import (
     PENDING_METRICS_FILE,
     RUN_FILE,
     checkpoint_dirs,
     checkpoint_problem,
     latest_checkpoint,
 )
-from rezero.config import AgentParams, RewardParams, TrackingParams, TrainParams
-from rezero.errors import PipelineError
-from rezero.io import read_json, write_json
-from rezero.judges import make_judge
-from rezero.models import MergedCopy
-from rezero.redaction import redact_url
-from rezero.rewards import REWARD_NAMES, make_correctness_reward, reward_funcs_for, score_episodes
-from rezero.traces import flush as flush_traces
-from rezero.traces import log_episode_traces
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ def train(
     not trained further (remove the checkpoint folder to train again from the start).
     """
     # Imported here: the callbacks subclass transformers' TrainerCallback, seconds to import.
-    from rezero.training_callbacks import CheckpointMetadataCallback, MlflowStepCallback
+    from rezero.training.callbacks import CheckpointMetadataCallback, MlflowStepCallback
 
     if len(train_records) < setup.train.questions_per_step:
         raise PipelineError(
@@ -417,7 +417,7 @@ def build_trainer(
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from rezero.models import apply_adapter, load_model, load_tokenizer, lora_config
+    from rezero.external.models import apply_adapter, load_model, load_tokenizer, lora_config
 
     args = args or grpo_config(setup, output_dir)
     torch.manual_seed(setup.train.seed)

@@ -4,10 +4,10 @@ The model reasons in `<think>…</think>`, then searches with `<search>query</se
 `<answer>…</answer>`; the environment runs the **last** search of the turn and replies, as a user message,
 with `<information>…</information>`. A turn without a search ends the episode.
 
-The agent loop (which query to run, when to stop) and the rewards (rezero/rewards.py) both read turns through
-these functions, so they agree on what a tag is. A tag counts only as a complete open/close pair, matched
-lazily and case-sensitively, as in the paper's code; contents are returned stripped. Every function accepts
-any value (None, a number, an unbalanced tag soup) and never raises: what is not a string reads as "".
+The agent loop (which query to run, when to stop) and the rewards (rezero/episode/rewards.py) both read turns
+through these functions, so they agree on what a tag is. A tag counts only as a complete open/close pair,
+matched lazily and case-sensitively, as in the paper's code; contents are returned stripped. Every function
+accepts any value (None, a number, an unbalanced tag soup) and never raises: what is not a string reads as "".
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rezero.errors import PipelineError
+from rezero.core.errors import PipelineError
 
 if TYPE_CHECKING:
     import pandas as pd

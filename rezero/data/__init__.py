@@ -1,0 +1,1 @@
+"""The document and its chunks: ingestion, chunking and the data checks."""

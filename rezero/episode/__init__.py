@@ -1,0 +1,2 @@
+"""One search episode: the agent loop and its protocol, answers and judges, the rewards, demonstrations
+and traces."""

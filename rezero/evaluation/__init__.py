@@ -1,0 +1,1 @@
+"""Scoring checkpoints, the statistics of accuracy, the ReZero-versus-baseline comparison and its figures."""
