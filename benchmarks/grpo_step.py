@@ -250,6 +250,22 @@ def print_table(summary: dict[str, Any]) -> None:
     print(f"peak RSS: {before:.2f} GiB before the first step, raised by {rises}")
 
 
+def overridden_sections(overrides: list[str], names: tuple[str, ...]) -> dict[str, Any]:
+    """params.yaml's sections `names`, with `section.key=YAML value` overrides (like `dvc exp run -S`)."""
+    import yaml
+
+    from rezero.core.config import SECTIONS, build, deep_merge, profile_section, read_params_file
+
+    data = read_params_file()
+    for override in overrides:
+        key, value = override.split("=", 1)
+        nested: Any = yaml.safe_load(value)
+        for part in reversed(key.split(".")):  # rewards.weights.retry=0 → {"rewards": {"weights": {...}}}
+            nested = {part: nested}
+        data = deep_merge(data, nested)
+    return {n: build(SECTIONS[n], profile_section(data, n), f"params: {n}") for n in names}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -265,23 +281,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    import yaml
 
-    from rezero.core.config import SECTIONS, build, deep_merge, profile_section, read_params_file
     from rezero.core.io import read_jsonl
     from rezero.retrieval import open_retriever
     from rezero.training.grpo import TrainingSetup, build_trainer
 
-    data = read_params_file()
-    for override in args.set:  # like `dvc exp run -S`: section.key=YAML value
-        key, value = override.split("=", 1)
-        nested: Any = yaml.safe_load(value)
-        for part in reversed(key.split(".")):  # rewards.weights.retry=0 → {"rewards": {"weights": {...}}}
-            nested = {part: nested}
-        data = deep_merge(data, nested)
-    params = {
-        n: build(SECTIONS[n], profile_section(data, n), f"params: {n}") for n in ("train", "agent", "rewards")
-    }
+    params = overridden_sections(args.set, ("train", "agent", "rewards"))
     setup = TrainingSetup(**params, profile="cpu", data_fingerprint="benchmark")
     setup.train.max_steps, setup.train.save_steps = args.steps, 10**6
     warmstart = args.warmstart if (args.warmstart / "adapter_config.json").is_file() else None

@@ -172,6 +172,16 @@ def _shown(env: SearchEnvironment, query: str) -> list[str]:
     return [hit.shown for hit in env.search(query)]
 
 
+def warn_few_retries(made: int, asked: int, retry_share: float) -> None:
+    log.warning(
+        "warm start: %d retry demonstrations of the %d asked (warmstart.retry_share %.2f): too few "
+        "training questions whose second search shows the answer; single searches fill their place",
+        made,
+        asked,
+        retry_share,
+    )
+
+
 def build_expert_set(
     records: list[dict],
     template: ChatTemplate,
@@ -206,13 +216,7 @@ def build_expert_set(
         if episode is not None:
             retried.append((i, episode))
     if len(retried) < want_retries:
-        log.warning(
-            "warm start: %d retry demonstrations of the %d asked (warmstart.retry_share %.2f): too few "
-            "training questions whose second search shows the answer; single searches fill their place",
-            len(retried),
-            want_retries,
-            retry_share,
-        )
+        warn_few_retries(len(retried), want_retries, retry_share)
         used = {i for i, _ in single + retried}
         for i, record in enumerate(order):
             if len(single) + len(retried) >= episodes:

@@ -92,31 +92,35 @@ def log_episode_trace(
         tokens = trajectory.turn_tokens[i] if i < len(trajectory.turn_tokens) else None
         turn.end(outputs=text, attributes={"tokens": tokens}, end_time_ns=turn_end)
         if i < len(trajectory.queries):
-            search_start, search_end = trajectory.search_times[i]
-            search = mlflow.start_span_no_context(
-                f"search {i + 1}",
-                span_type=SpanType.RETRIEVER,
-                parent_span=root,
-                inputs={"query": trajectory.queries[i]},
-                start_time_ns=search_start,
-            )
-            hits = [
-                {
-                    "chunk_id": hit["chunk_id"],
-                    "score": hit.get("score"),
-                    "original": hit["original"],
-                    "gold": is_gold_hit(hit, record.get("chunk_text")),
-                    "shown": hit["shown"],
-                }
-                for hit in trajectory.retrieved[i]
-            ]
-            search.end(
-                outputs=hits,
-                attributes={"gold_found": any(h["gold"] for h in hits)},
-                end_time_ns=search_end,
-            )
+            log_search_span(root, trajectory, i, record.get("chunk_text"))
     root.end(outputs={"answer": trajectory.answer}, end_time_ns=ended)
     return root.trace_id
+
+
+def log_search_span(root: Any, trajectory: Trajectory, i: int, gold_chunk: Any) -> None:
+    """The span of the episode's search number `i + 1`: its query, and each hit shown (gold or not)."""
+    import mlflow
+    from mlflow.entities import SpanType
+
+    search_start, search_end = trajectory.search_times[i]
+    search = mlflow.start_span_no_context(
+        f"search {i + 1}",
+        span_type=SpanType.RETRIEVER,
+        parent_span=root,
+        inputs={"query": trajectory.queries[i]},
+        start_time_ns=search_start,
+    )
+    hits = [
+        {
+            "chunk_id": hit["chunk_id"],
+            "score": hit.get("score"),
+            "original": hit["original"],
+            "gold": is_gold_hit(hit, gold_chunk),
+            "shown": hit["shown"],
+        }
+        for hit in trajectory.retrieved[i]
+    ]
+    search.end(outputs=hits, attributes={"gold_found": any(h["gold"] for h in hits)}, end_time_ns=search_end)
 
 
 def flush() -> None:

@@ -308,20 +308,24 @@ def evaluate_checkpoints(
             if name == "test":
                 rows = sample_rows(step, run.episodes, run.records, run.scores, params.sample_trajectories)
                 scoring.samples += [{"model": label, **row} for row in rows]
-            log.info(
-                "%s (step %d) on %s: accuracy %.3f [%.3f, %.3f], %.2f searches/question, retry share %.3f, "
-                "answered %.3f",
-                label,
-                step,
-                name,
-                metrics["accuracy"],
-                metrics["accuracy_low"],
-                metrics["accuracy_high"],
-                metrics["searches_per_question"],
-                metrics["retry_share"],
-                metrics["answered_share"],
-            )
+            log_model_metrics(label, step, name, metrics)
     return scoring
+
+
+def log_model_metrics(label: str, step: int, split: str, metrics: dict[str, float]) -> None:
+    log.info(
+        "%s (step %d) on %s: accuracy %.3f [%.3f, %.3f], %.2f searches/question, retry share %.3f, "
+        "answered %.3f",
+        label,
+        step,
+        split,
+        metrics["accuracy"],
+        metrics["accuracy_low"],
+        metrics["accuracy_high"],
+        metrics["searches_per_question"],
+        metrics["retry_share"],
+        metrics["answered_share"],
+    )
 
 
 def compare_with_step0(outcomes: list[dict], split: str, step: int) -> dict[str, float | int]:
@@ -374,15 +378,7 @@ def evaluate_training(
     records in `splits`; choose the checkpoint on dev; log it all into the training's MLflow run (its
     `run.json`), copy the chosen checkpoint's adapter to `best_out` and register it under
     `tracking.registered_model` and the variant's alias."""
-    checkpoints = checkpoint_dirs(checkpoints_dir)
-    if not checkpoints:
-        raise PipelineError(f"{checkpoints_dir}: no checkpoint-<step> folders. Run `dvc repro train` first.")
-    template = ChatTemplate(load_tokenizer(setup.train.model), setup.agent.worked_example)
-    for name in SPLITS:
-        check_questions(
-            splits.get(name, []), f"the {name} split", template, setup.agent.max_trajectory_tokens, QA_FIELDS
-        )
-    check_adapters(checkpoints)
+    checkpoints = checked_inputs(setup, splits, checkpoints_dir)
     run = read_json(Path(checkpoints_dir) / RUN_FILE)
     tracking.connect(setup.tracking.experiment)
     reward_funcs = reward_funcs_for(setup.rewards)
@@ -403,30 +399,7 @@ def evaluate_training(
         if setup.tracking.trace_evaluation
         else None,
     )
-    started = time.perf_counter()
-    for label, step, split, policy_run in evaluated:
-        tags = {
-            "source": "evaluation",
-            "step": step,
-            "model": label,
-            "split": split,
-            "variant": setup.rewards.variant,
-        }
-        log_episode_traces(
-            policy_run.episodes,
-            policy_run.records,
-            policy_run.scores,
-            run_id=run["mlflow_run_id"],
-            experiment_id=experiment,
-            tags=tags,
-        )
-    flush_traces()
-    if evaluated:
-        log.info(
-            "%d episodes logged as traces in %.1f s",
-            sum(len(e[3].episodes) for e in evaluated),
-            time.perf_counter() - started,
-        )
+    trace_evaluated(evaluated, run["mlflow_run_id"], experiment, setup.rewards.variant)
     summary = summarise(scoring, setup.evaluate.overfit_margin)
     log_evaluation(run["mlflow_run_id"], scoring, summary)
     label = f"{setup.rewards.variant}, seed {setup.train.seed}"
@@ -444,6 +417,46 @@ def evaluate_training(
     return Evaluation(
         summary=summary, by_step=scoring.by_step, samples=scoring.samples, outcomes=scoring.outcomes
     )
+
+
+def checked_inputs(
+    setup: EvaluationSetup, splits: dict[str, list[dict]], checkpoints_dir: Path
+) -> list[Path]:
+    """The checkpoints to score, once every split's questions fit an episode and every adapter loads."""
+    checkpoints = checkpoint_dirs(checkpoints_dir)
+    if not checkpoints:
+        raise PipelineError(f"{checkpoints_dir}: no checkpoint-<step> folders. Run `dvc repro train` first.")
+    template = ChatTemplate(load_tokenizer(setup.train.model), setup.agent.worked_example)
+    for name in SPLITS:
+        check_questions(
+            splits.get(name, []), f"the {name} split", template, setup.agent.max_trajectory_tokens, QA_FIELDS
+        )
+    check_adapters(checkpoints)
+    return checkpoints
+
+
+def trace_evaluated(
+    evaluated: list[tuple[str, int, str, PolicyRun]], run_id: str, experiment_id: str, variant: str
+) -> None:
+    """Every scored episode as an MLflow trace of the training's run, tagged by model, step and split."""
+    started = time.perf_counter()
+    for label, step, split, policy_run in evaluated:
+        tags = {"source": "evaluation", "step": step, "model": label, "split": split, "variant": variant}
+        log_episode_traces(
+            policy_run.episodes,
+            policy_run.records,
+            policy_run.scores,
+            run_id=run_id,
+            experiment_id=experiment_id,
+            tags=tags,
+        )
+    flush_traces()
+    if evaluated:
+        log.info(
+            "%d episodes logged as traces in %.1f s",
+            sum(len(e[3].episodes) for e in evaluated),
+            time.perf_counter() - started,
+        )
 
 
 def summarise(scoring: Scoring, overfit_margin: float) -> dict[str, Any]:

@@ -322,11 +322,7 @@ def train(
     # Imported here: the callbacks subclass transformers' TrainerCallback, seconds to import.
     from rezero.training.callbacks import CheckpointMetadataCallback, MlflowStepCallback
 
-    if len(train_records) < setup.train.questions_per_step:
-        raise PipelineError(
-            f"GRPO draws {setup.train.questions_per_step} questions a step (train.questions_per_step) but "
-            f"{len(train_records)} are available; check synthesize.dev_size and the `synthesize` output."
-        )
+    check_question_count(setup, train_records)
     judge = make_judge(setup.rewards)  # an LLM judge without its endpoint fails here, before anything else
     args = grpo_config(setup, output_dir)
     main = args.process_index == 0  # under `accelerate launch`, the process that saves and logs
@@ -340,29 +336,10 @@ def train(
         done = finished_step(resume_from, setup.train.max_steps)
         if done is not None and run_id:
             if main:
-                log.info(
-                    "training already finished at step %d (%s): nothing to train. Remove %s to train again.",
-                    done,
-                    resume_from,
-                    output_dir,
-                )
-                pending.require_flushed(run_id)
-                tracking.finish_run(run_id)
+                close_finished_run(run_id, pending, done, resume_from, output_dir)
             return {**read_json(output_dir / RUN_FILE).get("summary", {}), "steps": done}
         if main:
-            tags = tracking.run_tags(setup.rewards.variant, setup.profile)
-            if setup.warmstart_run:
-                tags["warmstart_run"] = setup.warmstart_run
-            run_id = tracking.start_or_resume_run(run_id, setup.run_name, setup.as_params(), tags)
-            run_record = {
-                "fingerprint": setup.fingerprint(),
-                "mlflow_run_id": run_id,
-                "tracking_uri": redact_url(tracking_uri) if tracking_uri else None,
-                "run_name": setup.run_name,
-                "params": setup.as_params(),
-                "question_ids": [r.get("id") for r in train_records],  # what GRPO drew from
-            }
-            write_json(output_dir / RUN_FILE, run_record)
+            run_id, run_record = open_run(setup, train_records, output_dir, run_id, tracking_uri)
     stats = RolloutStats(correct=judged_correct(train_records, judge))
     trainer = build_trainer(
         setup,
@@ -386,12 +363,76 @@ def train(
         "mlflow_run_id": run_id,
     }
     if main:
-        pending.require_flushed(run_id)  # what a server outage held back
-        summary.update(rollout_summary(run_id, setup.train.max_steps))
-        write_json(output_dir / RUN_FILE, {**run_record, "summary": summary})
-        flush_traces()
-        tracking.end_run()
+        summary.update(close_trained_run(run_id, pending, run_record, summary, setup, output_dir))
     return summary
+
+
+def close_trained_run(
+    run_id: str, pending: Any, run_record: dict, summary: dict, setup: TrainingSetup, output_dir: Path
+) -> dict[str, float | None]:
+    """Log what a server outage held back, record the summary in run.json, close the run; the rollouts'
+    correctness-variance and search figures (`rollout_summary`)."""
+    pending.require_flushed(run_id)
+    rollouts = rollout_summary(run_id, setup.train.max_steps)
+    write_json(output_dir / RUN_FILE, {**run_record, "summary": {**summary, **rollouts}})
+    flush_traces()
+    tracking.end_run()
+    return rollouts
+
+
+def close_finished_run(run_id: str, pending: Any, done: int, checkpoint: Path, output_dir: Path) -> None:
+    """A training that already reached max_steps: say so, log what an outage held back, close its run."""
+    log.info(
+        "training already finished at step %d (%s): nothing to train. Remove %s to train again.",
+        done,
+        checkpoint,
+        output_dir,
+    )
+    pending.require_flushed(run_id)
+    tracking.finish_run(run_id)
+
+
+def check_question_count(setup: TrainingSetup, train_records: list[dict]) -> None:
+    if len(train_records) < setup.train.questions_per_step:
+        raise PipelineError(
+            f"GRPO draws {setup.train.questions_per_step} questions a step (train.questions_per_step) but "
+            f"{len(train_records)} are available; check synthesize.dev_size and the `synthesize` output."
+        )
+
+
+def open_run(
+    setup: TrainingSetup,
+    train_records: list[dict],
+    output_dir: Path,
+    run_id: str | None,
+    tracking_uri: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """Start (or resume) the training's MLflow run and record it in run.json with the fingerprint, the
+    credential-free tracking URI and the questions GRPO draws from; the run id and that record."""
+    tags = tracking.run_tags(setup.rewards.variant, setup.profile)
+    if setup.warmstart_run:
+        tags["warmstart_run"] = setup.warmstart_run
+    run_id = tracking.start_or_resume_run(run_id, setup.run_name, setup.as_params(), tags)
+    run_record = {
+        "fingerprint": setup.fingerprint(),
+        "mlflow_run_id": run_id,
+        "tracking_uri": redact_url(tracking_uri) if tracking_uri else None,
+        "run_name": setup.run_name,
+        "params": setup.as_params(),
+        "question_ids": [r.get("id") for r in train_records],  # what GRPO drew from
+    }
+    write_json(output_dir / RUN_FILE, run_record)
+    return run_id, run_record
+
+
+def prompt_dataset(train_records: list[dict]) -> Any:
+    """GRPO's dataset: each question is the prompt, and its gold answer and chunk reach the rewards."""
+    from datasets import Dataset
+
+    columns = ("question", "answer", "chunk_id", "chunk_text")
+    return Dataset.from_list(
+        [{"prompt": r["question"], **{c: r.get(c) or "" for c in columns}} for r in train_records]
+    )
 
 
 def build_trainer(
@@ -414,7 +455,6 @@ def build_trainer(
     warm start rather than near the raw model; without it, a new LoRA adapter starts from zero.
     """
     import torch
-    from datasets import Dataset
     from trl import GRPOTrainer
 
     from rezero.external.models import apply_adapter, load_model, load_tokenizer, lora_config
@@ -431,24 +471,11 @@ def build_trainer(
     # sharing a question would play the same episodes.
     env = SearchEnvironment(retriever, setup.agent, seed=setup.train.seed + args.process_index)
     sampler = MergedCopy(setup.train.model, setup.train.dtype) if setup.train.merged_rollouts else None
-    reward_funcs = reward_funcs_for(setup.rewards, judge)
-    dataset = Dataset.from_list(
-        [
-            {
-                "prompt": r["question"],
-                "question": r["question"],
-                "answer": r["answer"],
-                "chunk_id": r.get("chunk_id") or "",
-                "chunk_text": r.get("chunk_text") or "",
-            }
-            for r in train_records
-        ]
-    )
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=reward_funcs,
+        reward_funcs=reward_funcs_for(setup.rewards, judge),
         args=args,
-        train_dataset=dataset,
+        train_dataset=prompt_dataset(train_records),
         processing_class=tokenizer,
         peft_config=lora,
         rollout_func=make_rollout_func(env, stats or RolloutStats(), sampler, trace),

@@ -171,36 +171,12 @@ def fit_and_measure(
     adapter_dir: Any,
 ) -> dict:
     """SFT on the expert episodes into `adapter_dir`, then the adapter measured on dev: the summary."""
-    import torch
-    from trl import SFTConfig
-
-    from rezero.episode.agent import run_episodes
     from rezero.external import tracking
     from rezero.external.models import load_model, lora_config
     from rezero.training.callbacks import MlflowStepCallback
 
     ws, t, counts = setup.warmstart, setup.train, expert.counts
-    args = SFTConfig(
-        output_dir="warmstart-trainer",  # replaced by a temporary folder below
-        num_train_epochs=ws.epochs,
-        # One episode per forward pass, accumulated to batch_size: padding 4 episodes to the longest made a
-        # step slower on 2 cores than 4 passes of one.
-        per_device_train_batch_size=1,
-        gradient_accumulation_steps=ws.batch_size,
-        learning_rate=ws.learning_rate,
-        lr_scheduler_type=ws.lr_scheduler,
-        warmup_steps=ws.warmup_ratio,  # a float in [0, 1) is a ratio of the steps (transformers 5)
-        logging_steps=1,
-        save_strategy="no",  # one adapter at the end; the stage is cheap to re-run
-        report_to="none",  # MLflow is logged by our callback, with this project's metric names
-        gradient_checkpointing=t.gradient_checkpointing,
-        bf16=t.dtype == "bfloat16",
-        max_length=None,  # episodes already fit agent.max_trajectory_tokens
-        seed=ws.seed,
-        data_seed=ws.seed,
-        dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
-    )
+    args = sft_config(ws, t)
     lora = lora_config(t)
     callback = MlflowStepCallback(run_id, to_metrics=tracking.warmstart_metrics)
     model = load_model(t.model, t.dtype)
@@ -209,15 +185,7 @@ def fit_and_measure(
         trainer = train_adapter(sft_rows(expert.episodes), model, tokenizer, lora, args, [callback])
     trainer.model.save_pretrained(str(adapter_dir))
     policy = trainer.model.merge_and_unload().eval()  # merged: generation as fast as the base model
-    questions = [r["question"] for r in dev_records]
-    measured = {
-        "greedy": behaviour(
-            run_episodes(policy, tokenizer, env, questions, greedy=True), dev_records, setup.judge
-        )
-    }
-    if ws.dev_samples:
-        sampled = run_episodes(policy, tokenizer, env, questions * ws.dev_samples, temperature=t.temperature)
-        measured["sampled"] = behaviour(sampled, dev_records, setup.judge)
+    measured = measure_on_dev(policy, tokenizer, env, dev_records, setup)
     tracking.log_metrics(
         run_id,
         {f"warmstart/dev/{how}/{k}": v for how, values in measured.items() for k, v in values.items()},
@@ -246,3 +214,47 @@ def fit_and_measure(
         "mlflow_run_id": run_id,
         "log_history": [e for e in trainer.state.log_history if "loss" in e],
     }
+
+
+def sft_config(ws: WarmstartParams, t: TrainParams) -> Any:
+    """TRL's `SFTConfig` for the warm start; its output folder is replaced by a temporary one."""
+    import torch
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir="warmstart-trainer",  # replaced by a temporary folder below
+        num_train_epochs=ws.epochs,
+        # One episode per forward pass, accumulated to batch_size: padding 4 episodes to the longest made a
+        # step slower on 2 cores than 4 passes of one.
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=ws.batch_size,
+        learning_rate=ws.learning_rate,
+        lr_scheduler_type=ws.lr_scheduler,
+        warmup_steps=ws.warmup_ratio,  # a float in [0, 1) is a ratio of the steps (transformers 5)
+        logging_steps=1,
+        save_strategy="no",  # one adapter at the end; the stage is cheap to re-run
+        report_to="none",  # MLflow is logged by our callback, with this project's metric names
+        gradient_checkpointing=t.gradient_checkpointing,
+        bf16=t.dtype == "bfloat16",
+        max_length=None,  # episodes already fit agent.max_trajectory_tokens
+        seed=ws.seed,
+        data_seed=ws.seed,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def measure_on_dev(
+    policy: Any, tokenizer: Any, env: SearchEnvironment, dev_records: list[dict], setup: WarmstartSetup
+) -> dict[str, dict[str, float]]:
+    """The adapter's behaviour on dev: greedy, and sampled at the training temperature `dev_samples` times."""
+    from rezero.episode.agent import run_episodes
+
+    questions = [r["question"] for r in dev_records]
+    greedy = run_episodes(policy, tokenizer, env, questions, greedy=True)
+    measured = {"greedy": behaviour(greedy, dev_records, setup.judge)}
+    if setup.warmstart.dev_samples:
+        repeated = questions * setup.warmstart.dev_samples
+        sampled = run_episodes(policy, tokenizer, env, repeated, temperature=setup.train.temperature)
+        measured["sampled"] = behaviour(sampled, dev_records, setup.judge)
+    return measured

@@ -1,5 +1,6 @@
 """The walls between the layers: no import cycle in the package (not even one dodged by an import inside a
-function), and the package never imports the flows or the stages above it."""
+function), the package never imports the flows or the stages above it, no module imports a level above its
+own, and no function runs past 60 lines."""
 
 from __future__ import annotations
 
@@ -70,3 +71,15 @@ def test_each_module_imports_only_its_own_level_and_those_below():
     ]
     assert not upward, f"imports that go up a level: {upward}"
     assert {module.split(".")[1] for module in import_graph() if "." in module} == set(LEVELS)
+
+
+def test_no_function_is_longer_than_60_lines():
+    folders = (PACKAGE, "stages", "flows", "benchmarks")
+    long = [
+        f"{path.relative_to(PROJECT_ROOT)}: {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for folder in folders
+        for path in sorted((PROJECT_ROOT / folder).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 60
+    ]
+    assert not long, f"functions over 60 lines (split them where a step of the story ends): {long}"
