@@ -64,7 +64,7 @@ def _column(kwargs: Mapping[str, Any], name: str, n: int) -> list[Any]:
     return list(values)
 
 
-def _rows(value: Any) -> list[Any] | tuple[Any, ...]:
+def _items(value: Any) -> list[Any] | tuple[Any, ...]:
     return value if isinstance(value, list | tuple) else []
 
 
@@ -77,6 +77,12 @@ def _turns_per_row(completions: list[Any], kwargs: Mapping[str, Any]) -> list[li
     if kwargs.get("turns") is not None:
         return [_as_turns(turns) for turns in _column(kwargs, "turns", len(completions))]
     return [_as_turns(_assistant_texts(completion)) for completion in completions]
+
+
+def _rows(completions: list[Any], kwargs: Mapping[str, Any], *names: str) -> list[tuple[Any, ...]]:
+    """Per completion: its turns, then the fields `names` (None where absent)."""
+    columns = [_column(kwargs, name, len(completions)) for name in names]
+    return list(zip(_turns_per_row(completions, kwargs), *columns, strict=True))
 
 
 def _assistant_texts(completion: Any) -> list[Any]:
@@ -128,13 +134,7 @@ class _Correctness:
         self.judge = judge
 
     def __call__(self, completions: list[Any], **kwargs: Any) -> list[float]:
-        n = len(completions)
-        rows = zip(
-            _turns_per_row(completions, kwargs),
-            _column(kwargs, "question", n),
-            _column(kwargs, "answer", n),
-            strict=True,
-        )
+        rows = _rows(completions, kwargs, "question", "answer")
         return [self.score(turns, question, gold) for turns, question, gold in rows]
 
     def score(self, turns: list[str], question: Any, gold: Any) -> float:
@@ -239,13 +239,7 @@ class _Retry:
         self.schedule = schedule
 
     def __call__(self, completions: list[Any], **kwargs: Any) -> list[float]:
-        n = len(completions)
-        rows = zip(
-            _turns_per_row(completions, kwargs),
-            _column(kwargs, "retrieved", n),
-            _column(kwargs, "answer", n),
-            strict=True,
-        )
+        rows = _rows(completions, kwargs, "retrieved", "answer")
         return [self.score(turns, retrieved, gold) for turns, retrieved, gold in rows]
 
     def score(self, turns: list[str], retrieved: Any = None, gold: Any = None) -> float:
@@ -268,8 +262,8 @@ def _searches_until_shown(retrieved: Any, gold: str) -> int | float:
     """How many queries ran up to the first whose shown hits hold `gold`; infinite when none did (every
     search counts) or when there is no gold answer to look for."""
     shown = [
-        [as_text(hit.get("shown")) for hit in _rows(hits) if isinstance(hit, Mapping)]
-        for hits in _rows(retrieved)
+        [as_text(hit.get("shown")) for hit in _items(hits) if isinstance(hit, Mapping)]
+        for hits in _items(retrieved)
     ]
     first = first_query_showing(gold, shown) if gold else None
     return float("inf") if first is None else first
