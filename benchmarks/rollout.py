@@ -128,9 +128,10 @@ def measure_training(variant: str, steps: int, params: dict) -> dict[str, float]
 
 
 def run_variant(variant: str, batches: int, steps: int) -> dict[str, float]:
-    from rezero.core.config import load_section
+    from rezero.core.config import load_config
 
-    params = {n: load_section(n) for n in ("train", "agent", "rewards")}
+    config = load_config()
+    params = {"train": config.train, "agent": config.agent, "rewards": config.rewards}
     result = {**measure_generation(variant, batches, params), **measure_training(variant, steps, params)}
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return result

@@ -23,7 +23,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from rezero.core.config import load_section, read_params_file
+from rezero.core.config import load_config, read_params_file
 from rezero.core.errors import PipelineError
 from rezero.core.runtime import configure_environment
 from rezero.evaluation import comparison
@@ -108,7 +108,7 @@ def compare(
     prefix = name_prefix or time.strftime("cmp-%Y%m%d-%H%M%S")
     results = project / RESULTS_DIR / prefix
     params = read_params_file(project / "params.yaml")
-    first_seed = (overrides or {}).get("train.seed", load_section("train", project / "params.yaml").seed)
+    first_seed = (overrides or {}).get("train.seed", load_config(project / "params.yaml").train.seed)
     rows = []
     for seed in range(first_seed, first_seed + seeds):
         for variant in support.VARIANTS:

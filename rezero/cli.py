@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from rezero.core.config import RunConfig, load_config
 from rezero.core.errors import PipelineError
 from rezero.core.runtime import configure_environment, setup_logging
 
@@ -29,27 +30,23 @@ IndexOption = Annotated[Path, typer.Option(help="Index folder written by the `in
 ParamsOption = Annotated[Path, typer.Option(help="Parameters file (agent, train.model, rewards).")]
 
 
-def _checked(records: list[dict], source: str, params_path: Path, fields: tuple[str, ...]) -> None:
+def _checked(records: list[dict], source: str, config: RunConfig, fields: tuple[str, ...]) -> None:
     """Refuse bad questions (rezero/episode/agent.py `check_questions`) before any model loads."""
-    from rezero.core.config import load_section
     from rezero.episode.agent import ChatTemplate, check_questions
     from rezero.external.models import load_tokenizer
 
-    train, agent = load_section("train", params_path), load_section("agent", params_path)
-    template = ChatTemplate(load_tokenizer(train.model), agent.worked_example)
-    check_questions(records, source, template, agent.max_trajectory_tokens, fields)
+    template = ChatTemplate(load_tokenizer(config.train.model), config.agent.worked_example)
+    check_questions(records, source, template, config.agent.max_trajectory_tokens, fields)
 
 
-def _load(checkpoint: Path | None, index: Path, params_path: Path):
-    from rezero.core.config import load_section
+def _load(checkpoint: Path | None, index: Path, config: RunConfig):
     from rezero.episode.agent import SearchEnvironment
     from rezero.external.models import load_model, load_tokenizer
     from rezero.retrieval import open_retriever
 
-    train = load_section("train", params_path)
-    agent = load_section("agent", params_path)
+    train = config.train
     model = load_model(train.model, train.dtype, adapter=checkpoint).eval()
-    return model, load_tokenizer(train.model), SearchEnvironment(open_retriever(index), agent)
+    return model, load_tokenizer(train.model), SearchEnvironment(open_retriever(index), config.agent)
 
 
 @app.command()
@@ -68,7 +65,6 @@ def ask(
     ] = False,
 ) -> None:
     """Run the search agent on one question; print each search, what came back, and the answer."""
-    from rezero.core.config import load_section
     from rezero.episode.agent import run_episodes
     from rezero.external import tracking
 
@@ -76,11 +72,12 @@ def ask(
         raise PipelineError(
             'the question is empty; ask something, e.g. rezero ask "What failed on Apollo 13?"'
         )
-    _checked([{"question": question}], "the question", params, ("question",))
-    experiment = load_section("tracking", params).experiment
+    config = load_config(params)
+    _checked([{"question": question}], "the question", config, ("question",))
+    experiment = config.tracking.experiment
     if trace:
         tracking.connect(experiment)  # an unreachable server fails now, before the model loads
-    model, tokenizer, env = _load(checkpoint, index, params)
+    model, tokenizer, env = _load(checkpoint, index, config)
     (trajectory,) = run_episodes(model, tokenizer, env, [question], greedy=not sample, temperature=0.7)
     for message in trajectory.messages():
         who = "model" if message["role"] == "assistant" else "search results"
@@ -112,16 +109,16 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Also write the metrics JSON here.")] = None,
 ) -> None:
     """Accuracy, searches per question, retry share, em_chunk rate and each reward's mean on a QA file."""
-    from rezero.core.config import load_section
     from rezero.core.io import read_jsonl, write_json
     from rezero.episode.rewards import reward_funcs_for
     from rezero.evaluation.scoring import policy_metrics, run_policy
 
     records = read_jsonl(qa)
-    _checked(records, str(qa), params, ("question", "answer"))
-    reward_funcs = reward_funcs_for(load_section("rewards", params))
-    model, tokenizer, env = _load(checkpoint, index, params)
-    settings = load_section("evaluate", params)
+    config = load_config(params)
+    _checked(records, str(qa), config, ("question", "answer"))
+    reward_funcs = reward_funcs_for(config.rewards)
+    model, tokenizer, env = _load(checkpoint, index, config)
+    settings = config.evaluate
     metrics = policy_metrics(
         run_policy(model, tokenizer, env, records, reward_funcs, settings), reward_funcs[0]
     )

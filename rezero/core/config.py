@@ -556,13 +556,6 @@ def load_config(path: str | Path = DEFAULT_PARAMS) -> RunConfig:
     return RunConfig(profile=str(data.get("profile", "cpu")), **sections)
 
 
-def load_section(name: str, path: str | Path = DEFAULT_PARAMS) -> Any:
-    """One validated section of params.yaml (e.g. `load_section("chunk")`), for tools that need one."""
-    if name not in SECTIONS:
-        raise KeyError(f"unknown section {name!r}; known: {', '.join(SECTIONS)}")
-    return getattr(load_config(path), name)
-
-
 def profile_section(data: dict[str, Any], name: str, path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     """Section `name` with the active profile's overrides (`profiles.<profile>.<name>`) merged over it."""
     profile = data.get("profile", "cpu")

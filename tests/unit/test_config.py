@@ -27,7 +27,7 @@ def load(tmp_path, section: str, overrides: dict) -> object:
     data[section] = config.deep_merge(data[section], overrides)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
-    return config.load_section(section, path)
+    return getattr(config.load_config(path), section)
 
 
 @pytest.mark.parametrize(

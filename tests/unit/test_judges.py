@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rezero.core.config import RewardParams, build, load_section
+from rezero.core.config import RewardParams, build, load_config
 from rezero.core.errors import PipelineError
 from rezero.episode.answers import canonicalize_units, count_words, normalize_answer
 from rezero.episode.judges import AnswerLengthLimit, NormalizedMatchJudge, make_judge
@@ -223,7 +223,7 @@ class TestLengthLimit:
 
 class TestKnobs:
     def test_params_yaml_sets_the_limit(self):
-        rewards = load_section("rewards", PARAMS)
+        rewards = load_config(PARAMS).rewards
         assert (rewards.max_answer_words, rewards.max_answer_gold_ratio) == (8, 2.0)
 
     def test_make_judge_passes_the_limit_to_the_judge(self):
