@@ -180,12 +180,10 @@ class ElasticsearchRetriever:
 def highlight(snippet_chars: int, query: str | None = None) -> dict[str, Any]:
     """The `highlight` section of a search body: the one best window of the `text` field as plain text.
 
-    Unified, not plain, measured on Elasticsearch 9.5 with the paper's 318 questions as queries (top 3
-    hits, windows trimmed by `window`): the unified highlighter scores sentence-bounded passages with BM25
-    and showed the gold answer in 78.6 % of the questions at 300 characters (71.7 % at 200), the plain one
-    75.2 % (61.3 %) with its span fragmenter and 73.0 % (60.4 %) with the simple one. Unified overshoots
-    `fragment_size` by a word at most (19 characters at 100); the plain span fragmenter by up to 156 (at 300).
-    `query` sets a `highlight_query` for searches that match no words themselves (kNN).
+    The unified highlighter, not the plain one: it scores sentence-bounded passages with BM25, shows the
+    gold answer more often and overshoots `fragment_size` by a word at most (docs/operations.md,
+    "Elasticsearch backend"). `query` sets a `highlight_query` for searches that match no words themselves
+    (kNN).
     """
     text: dict[str, Any] = {
         "type": "unified",
