@@ -227,10 +227,11 @@ class TrainParams:
         0.0, "KL coefficient against the reference, the warm start (paper: 0.04); 0 skips the reference pass."
     )
     multi_objective_aggregation: Literal["sum_then_normalize", "normalize_then_sum"] = knob(
-        "normalize_then_sum",
+        "sum_then_normalize",
         "How TRL combines the six rewards: 'sum_then_normalize' (weighted sum, then the group's scaling; the "
-        "paper's) or 'normalize_then_sum' (GDPO: each reward normalised within the group first, so a rare "
-        "reward such as correctness keeps its own signal).",
+        "paper's: correctness keeps its weight of 4 against each side reward's 1) or 'normalize_then_sum' "
+        "(GDPO: each reward normalised within the group first, so small differences in a side reward weigh "
+        "as much as being right).",
     )
     learning_rate: float = knob(1e-4, "AdamW learning rate (paper: 5e-6).")
     lr_scheduler: str = knob("cosine", "Learning-rate schedule (paper: cosine).")
