@@ -529,11 +529,11 @@ def read_params_file(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
 class RunConfig:
-    """Every section of params.yaml, validated, with the active profile's overrides applied."""
+    """params.yaml, read once, with the active profile's overrides applied. Each section is validated into
+    its dataclass the first time it is read, so a stage refuses only the sections it uses (a bad `chunk`
+    value stops `chunk`, not `ingest`), and reads the file only once."""
 
-    profile: str
     ingest: IngestParams
     chunk: ChunkParams
     index: IndexParams
@@ -546,15 +546,23 @@ class RunConfig:
     evaluate: EvaluateParams
     tracking: TrackingParams
 
+    def __init__(self, data: dict[str, Any], path: str | Path = DEFAULT_PARAMS):
+        self._data, self._path = data, path
+        self.profile = str(data.get("profile", "cpu"))
+
+    def __getattr__(self, name: str) -> Any:  # only for sections not read yet
+        if name not in SECTIONS:
+            raise AttributeError(name)
+        section = build(
+            SECTIONS[name], profile_section(self._data, name, self._path), f"{self._path}: {name}"
+        )
+        setattr(self, name, section)
+        return section
+
 
 def load_config(path: str | Path = DEFAULT_PARAMS) -> RunConfig:
-    """Read params.yaml once and validate every section: a stage starts from this and passes sections on."""
-    data = read_params_file(path)
-    sections = {
-        name: build(cls, profile_section(data, name, path), where=f"{path}: {name}")
-        for name, cls in SECTIONS.items()
-    }
-    return RunConfig(profile=str(data.get("profile", "cpu")), **sections)
+    """Read params.yaml once: a stage starts from this and passes its sections on."""
+    return RunConfig(read_params_file(path), path)
 
 
 def profile_section(data: dict[str, Any], name: str, path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:

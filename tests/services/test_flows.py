@@ -330,7 +330,7 @@ def test_a_triggered_deployment_run_completes_from_dvc_cache(nightly_run, servic
         f"{services.prefect_url}/api/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}}
     )
     skipped = [log["message"] for log in logs if "didn't change, skipping" in log["message"]]
-    assert len(skipped) == 8  # every stage, streamed from DVC into the run's logs
+    assert len(skipped) == 9  # every stage, streamed from DVC into the run's logs
     (artifact,) = api(
         f"{services.prefect_url}/api/artifacts/filter",
         {"artifacts": {"key": {"any_": ["rezero-pipeline"]}, "flow_run_id": {"any_": [flow_run["id"]]}}},
