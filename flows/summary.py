@@ -23,6 +23,7 @@ if __name__ == "__main__":  # `python flows/summary.py` puts flows/ on sys.path,
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows import reports
+from rezero.core.errors import PipelineError
 from rezero.core.io import read_json, write_json
 
 RUNNING_RE = re.compile(r"^Running stage '([^']+)'")
@@ -106,11 +107,13 @@ def main(argv: list[str]) -> None:
     if command == "record":
         write_json(path, record(sys.stdin, sys.stdout))
         return
+    from mlflow.exceptions import MlflowException
+
     project = Path.cwd()
     try:
         run = reports.find_mlflow_run(project)
         where = run.ui_url or f"{run.run_id} (`mlflow ui --backend-store-uri {run.tracking_uri}`)"
-    except Exception as err:  # the summary still helps when the tracking store cannot be asked
+    except (PipelineError, MlflowException) as err:  # the summary still helps without the tracking store
         where = f"unknown ({err})"
     print(summary(project, read_json(path) if path.is_file() else {}, where))
 
