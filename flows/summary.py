@@ -25,6 +25,7 @@ if __name__ == "__main__":  # `python flows/summary.py` puts flows/ on sys.path,
 from flows import reports
 from rezero.core.errors import PipelineError
 from rezero.core.io import read_json, write_json
+from rezero.core.runtime import configure_environment, matmul_gflops
 
 RUNNING_RE = re.compile(r"^Running stage '([^']+)'")
 BY_STEP = {"test": Path("evaluation/by_step.csv"), "dev": Path("evaluation/by_step_dev.csv")}
@@ -65,8 +66,11 @@ def read_by_step(path: Path) -> dict[int, dict[str, float]]:
         }
 
 
-def summary(project: Path, stage_seconds: Mapping[str, float], mlflow_run: str) -> str:
-    """The text `show` prints; `mlflow_run` says where the training's MLflow run is."""
+def summary(
+    project: Path, stage_seconds: Mapping[str, float], mlflow_run: str, gflops: float | None = None
+) -> str:
+    """The text `show` prints; `mlflow_run` says where the training's MLflow run is; `gflops` is this
+    machine's matmul rate, shown beside the minutes (machines of one kind differ up to 2x)."""
     metrics = read_json(project / reports.EVALUATE_METRICS)
     test, dev = (read_by_step(project / BY_STEP[split]) for split in ("test", "dev"))
     counts, base = metrics["questions"], metrics["base"]["test"]
@@ -84,15 +88,16 @@ def summary(project: Path, stage_seconds: Mapping[str, float], mlflow_run: str) 
     chosen = f"{pct(metrics['test_accuracy'])} {interval(metrics, 'test_accuracy')}"
     difference = f"{100 * versus['difference']:+.1f} points {interval(versus, 'difference')}"
     minutes = ", ".join(f"{stage} {seconds / 60:.1f}" for stage, seconds in stage_seconds.items())
+    speed = f" (this machine: fp32 matmul {gflops:.0f} GFLOP/s, measured now)" if gflops and minutes else ""
     lines += [
         "",
         f"Chosen: step {metrics['best_step']}, the best dev accuracy (the earliest on ties): test {chosen},",
-        f"  {difference} against the warm start ({versus['wins']} questions won, {versus['losses']} lost,"
+        f"  {difference} against the warm start (questions won {versus['wins']}, lost {versus['losses']},"
         f" McNemar p {versus['mcnemar_p']:.2f}).",
         f"The test split's own peak (the paper's way, optimistic): step {metrics['test_peak_step']},"
         f" {pct(metrics['test_peak_accuracy'])}.",
         "",
-        f"Minutes per stage: {minutes or 'none ran (all up to date)'}.",
+        f"Minutes per stage: {minutes or 'none ran (all up to date)'}{speed}.",
         "",
         f"Next: the MLflow run {mlflow_run}; `dvc plots show`;",
         '  `rezero ask "When did oxygen tank 2 fail?" --checkpoint models/best_adapter`.',
@@ -115,11 +120,10 @@ def main(argv: list[str]) -> None:
         where = run.ui_url or f"{run.run_id} (`mlflow ui --backend-store-uri {run.tracking_uri}`)"
     except (PipelineError, MlflowException) as err:  # the summary still helps without the tracking store
         where = f"unknown ({err})"
-    print(summary(project, read_json(path) if path.is_file() else {}, where))
+    stage_seconds = read_json(path) if path.is_file() else {}
+    print(summary(project, stage_seconds, where, matmul_gflops() if stage_seconds else None))
 
 
 if __name__ == "__main__":
-    from rezero.core.runtime import configure_environment
-
     configure_environment()
     main(sys.argv[1:])

@@ -16,10 +16,13 @@ from rezero.core.runtime import ACCELERATE_CONFIG_ENV, relaunch_under_accelerate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "infra/accelerate").glob("*.yaml"))
+# Each process writes its own file: two processes printing to one pipe can interleave mid-line.
 PROBE = """
 import os, sys
-print("probe", os.environ.get("RANK", "-"), os.environ.get("WORLD_SIZE", "-"),
-      os.environ.get("REZERO_ACCELERATE_CONFIG", "unset"), *sys.argv[1:], flush=True)
+from pathlib import Path
+rank, config = os.environ.get("RANK", "-"), os.environ.get("REZERO_ACCELERATE_CONFIG", "unset")
+words = ["probe", rank, os.environ.get("WORLD_SIZE", "-"), config]
+Path(__file__).with_name(f"probe-{rank}.txt").write_text(" ".join(words + sys.argv[1:]))
 """
 
 
@@ -71,7 +74,7 @@ def test_the_cpu_config_starts_two_processes_that_run_the_script_with_its_argume
         [sys.executable, "-c", launcher], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("probe"))
+    lines = sorted(path.read_text() for path in tmp_path.glob("probe-*.txt"))
     # Each process has its rank, runs the script (not the launcher again: the variable is unset) with its
     # arguments, and the launching process is replaced (nothing after the call runs).
     assert lines == ["probe 0 2 unset a --b", "probe 1 2 unset a --b"]

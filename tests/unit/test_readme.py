@@ -77,6 +77,17 @@ def test_every_relative_link_and_anchor_resolves():
 TOOL_COMMAND_RE = re.compile(r"(?:^|`)((?:rezero|python flows/\w+\.py) [^`#;\n]*)", re.M)
 
 
+@cache
+def tool_help(tool: str, subcommand_or_script: str) -> subprocess.CompletedProcess:
+    """`--help` of a `rezero` subcommand or a flow script, run once per program (each start imports Prefect
+    or torch: seconds, and the docs show the same few programs many times)."""
+    if tool == "rezero":
+        program = [sys.executable, "-m", "rezero.cli", subcommand_or_script]
+    else:
+        program = [sys.executable, subcommand_or_script]
+    return subprocess.run([*program, "--help"], capture_output=True, text=True, cwd=PROJECT_ROOT)
+
+
 def test_every_rezero_and_flow_command_shown_has_its_subcommand_and_options():
     text = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
     commands = [shlex.split(m.group(1).replace("…", "")) for m in TOOL_COMMAND_RE.finditer(text)]
@@ -84,11 +95,7 @@ def test_every_rezero_and_flow_command_shown_has_its_subcommand_and_options():
     assert len(commands) >= 4  # the pattern still finds them
     wrong = []
     for words in commands:
-        if words[0] == "rezero":
-            program = [sys.executable, "-m", "rezero.cli", words[1]]
-        else:
-            program = [sys.executable, words[1]]
-        result = subprocess.run([*program, "--help"], capture_output=True, text=True, cwd=PROJECT_ROOT)
+        result = tool_help(*words[:2])
         if result.returncode != 0:
             wrong.append(f"{' '.join(words[:2])}: --help failed: {result.stderr.strip()[-200:]}")
             continue

@@ -63,8 +63,10 @@ def test_summary_shows_each_checkpoint_with_its_interval_the_choice_and_the_minu
     assert "raw model  test   0.0 % [0.0, 10.7]" in text
     assert "warm start test  28.1 % [15.6, 45.4]  dev  18.8 %" in text
     assert "step 4     test  25.0 % [13.3, 42.1]  dev  21.9 %  <- chosen on dev" in text
-    assert "-3.1 points [-12.5, 6.2] against the warm start (1 questions won, 2 lost, McNemar p 1.00)" in text
+    assert "-3.1 points [-12.5, 6.2] against the warm start (questions won 1, lost 2, McNemar p 1.00)" in text
     assert "step 8, 28.1 %" in text
     assert "Minutes per stage: warmstart 14.7, train 22.3." in text
+    timed = summary.summary(tmp_path, {"train": 60.0}, "abc123", gflops=187.4)
+    assert "Minutes per stage: train 1.0 (this machine: fp32 matmul 187 GFLOP/s, measured now)." in timed
     assert "the MLflow run abc123" in text and "rezero ask" in text
     assert "none ran (all up to date)" in summary.summary(tmp_path, {}, "abc123")
