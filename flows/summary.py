@@ -91,7 +91,8 @@ def summary(
     speed = f" (this machine: fp32 matmul {gflops:.0f} GFLOP/s, measured now)" if gflops and minutes else ""
     lines += [
         "",
-        f"Chosen: step {metrics['best_step']}, the best dev accuracy (the earliest on ties): test {chosen},",
+        f"Chosen: step {metrics['best_step']}, the best GRPO checkpoint on dev (earliest of ties):"
+        f" test {chosen},",
         f"  {difference} against the warm start (questions won {versus['wins']}, lost {versus['losses']},"
         f" McNemar p {versus['mcnemar_p']:.2f}).",
         f"The test split's own peak (the paper's way, optimistic): step {metrics['test_peak_step']},"
