@@ -23,8 +23,14 @@ def readme_dvc_commands() -> list[list[str]]:
 
 
 @cache
+def help_of(*program: str) -> subprocess.CompletedProcess:
+    """`program --help`, run once per program (each start imports DVC, Prefect or torch: seconds, and the
+    docs show the same few programs many times)."""
+    return subprocess.run([*program, "--help"], capture_output=True, text=True, cwd=PROJECT_ROOT)
+
+
 def help_text(*command: str) -> str:
-    result = subprocess.run(["dvc", *command, "--help"], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    result = help_of("dvc", *command)
     assert result.returncode == 0, f"`dvc {' '.join(command)}` is not a DVC command: {result.stderr}"
     return result.stdout
 
@@ -77,17 +83,6 @@ def test_every_relative_link_and_anchor_resolves():
 TOOL_COMMAND_RE = re.compile(r"(?:^|`)((?:rezero|python flows/\w+\.py) [^`#;\n]*)", re.M)
 
 
-@cache
-def tool_help(tool: str, subcommand_or_script: str) -> subprocess.CompletedProcess:
-    """`--help` of a `rezero` subcommand or a flow script, run once per program (each start imports Prefect
-    or torch: seconds, and the docs show the same few programs many times)."""
-    if tool == "rezero":
-        program = [sys.executable, "-m", "rezero.cli", subcommand_or_script]
-    else:
-        program = [sys.executable, subcommand_or_script]
-    return subprocess.run([*program, "--help"], capture_output=True, text=True, cwd=PROJECT_ROOT)
-
-
 def test_every_rezero_and_flow_command_shown_has_its_subcommand_and_options():
     text = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
     commands = [shlex.split(m.group(1).replace("…", "")) for m in TOOL_COMMAND_RE.finditer(text)]
@@ -95,7 +90,8 @@ def test_every_rezero_and_flow_command_shown_has_its_subcommand_and_options():
     assert len(commands) >= 4  # the pattern still finds them
     wrong = []
     for words in commands:
-        result = tool_help(*words[:2])
+        rezero = words[0] == "rezero"
+        result = help_of(sys.executable, *(["-m", "rezero.cli"] if rezero else []), words[1])
         if result.returncode != 0:
             wrong.append(f"{' '.join(words[:2])}: --help failed: {result.stderr.strip()[-200:]}")
             continue
