@@ -1,8 +1,10 @@
-"""A throwaway copy of the project (with ../shared beside it) where DVC can run without touching this one."""
+"""Throwaway copies of the project (with ../shared beside it) where DVC can run without touching this one, and
+one tiny project whose stages before `train` DVC has run once per session, copied by the tests that train."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,8 +14,9 @@ import yaml
 from tests.conftest import copy_project
 
 # The smallest training that still saves a checkpoint each step: the raw model (no warm start) with the
-# worked example, 4 questions scored for GRPO, 5 steps of 2 rollouts of 2 turns of 16 tokens.
+# worked example, 4 questions scored for GRPO, 5 steps of 2 rollouts of 2 turns of 16 tokens; 4 dev questions.
 TINY_TRAINING = {
+    "synthesize.dev_size": 4,
     "warmstart.enabled": False,
     "passrate.questions": 4,
     "passrate.min_questions": 1,
@@ -34,7 +37,6 @@ TINY_TRAINING = {
 TINY_WARMSTART = {
     "warmstart.enabled": True,
     "agent.worked_example": False,
-    "synthesize.dev_size": 4,
     "warmstart.episodes": 4,
     "warmstart.min_episodes": 4,
     "warmstart.dev_samples": 0,
@@ -71,3 +73,21 @@ def run(
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return copy_project(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_before_training(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy with TINY_TRAINING whose data stages, (disabled) warm start and pass rates DVC has run: the
+    tests that train start from a copy of it (`copy_tiny`) instead of running those stages again."""
+    project = copy_project(tmp_path_factory.mktemp("tiny"))
+    set_params(project, TINY_TRAINING)
+    run(project, "dvc", "repro", "passrate")
+    return project
+
+
+def copy_tiny(tiny: Path, target: Path) -> Path:
+    """A copy of `tiny_before_training` (its git history, DVC cache and outputs, the ../shared link) in
+    target/main; none of its stages logs to MLflow, so the copy has no MLflow store yet."""
+    shutil.copytree(tiny.parent, target, symlinks=True)
+    assert not (target / "main" / "mlruns.db").exists()
+    return target / "main"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.pipeline.conftest import TINY_TRAINING, copy_project, run, set_params
+from tests.pipeline.conftest import copy_tiny, run, set_params
 
 TWO_PROCESSES = {"REZERO_ACCELERATE_CONFIG": "infra/accelerate/cpu-2-processes.yaml"}
 
@@ -24,9 +24,9 @@ def rezero_runs(project: Path) -> tuple[MlflowClient, list]:
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_resume_and_log_one_run(tmp_path):
-    project = copy_project(tmp_path)
-    set_params(project, {**TINY_TRAINING, "train.max_steps": 2})  # 2 episodes a step: one per process
+def test_two_cpu_processes_train_resume_and_log_one_run(tmp_path, tiny_before_training):
+    project = copy_tiny(tiny_before_training, tmp_path / "copy")
+    set_params(project, {"train.max_steps": 2})  # 2 episodes a step: one per process
     checkpoints = project / "checkpoints"
 
     trained = run(project, "dvc", "repro", "train", env=TWO_PROCESSES)

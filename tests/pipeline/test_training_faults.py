@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline.conftest import TINY_TRAINING, TINY_WARMSTART, copy_project, run, set_params
+from tests.pipeline.conftest import TINY_WARMSTART, copy_tiny, run, set_params
 
 KILLS = 3
 
@@ -77,11 +77,8 @@ def mlflow_runs(project: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def trained_project(tmp_path_factory) -> Path:
-    project = copy_project(tmp_path_factory.mktemp("faults"))
-    set_params(project, TINY_TRAINING)
-    run(project, "dvc", "repro", "warmstart")  # the data stages, and the warm start's "disabled" manifest
-    return project
+def trained_project(tmp_path_factory, tiny_before_training) -> Path:
+    return copy_tiny(tiny_before_training, tmp_path_factory.mktemp("faults") / "copy")
 
 
 @pytest.mark.slow
@@ -227,11 +224,13 @@ def interpolate(project: Path, command: str) -> str:
 
 
 @pytest.mark.slow
-def test_dvc_repro_force_re_runs_the_warm_start_and_keeps_the_finished_training(tmp_path):
+def test_dvc_repro_force_re_runs_the_warm_start_and_keeps_the_finished_training(
+    tmp_path, tiny_before_training
+):
     """`dvc repro -f train` re-runs every stage before `train`, the warm start included (a new MLflow run,
     the same weights bit for bit): the finished training is recognised, not discarded."""
-    project = copy_project(tmp_path)
-    set_params(project, {**TINY_TRAINING, **TINY_WARMSTART, "train.max_steps": 2})
+    project = copy_tiny(tiny_before_training, tmp_path / "copy")
+    set_params(project, {**TINY_WARMSTART, "train.max_steps": 1})
     run(project, "dvc", "repro", "train")
     checkpoints, manifest = project / "checkpoints", project / "models/warmstart/warmstart.json"
     before, warm_run = complete_checkpoints(checkpoints), json.loads(manifest.read_text())["mlflow_run_id"]
@@ -346,12 +345,13 @@ def test_training_holds_its_metrics_through_an_mlflow_server_outage(trained_proj
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, "KILLED"), (signal.SIGKILL, "KILLED")])
-def test_a_killed_warm_start_leaves_no_running_run_nor_half_written_folder(tmp_path, sig, status):
+def test_a_killed_warm_start_leaves_no_running_run_nor_half_written_folder(
+    tmp_path, tiny_before_training, sig, status
+):
     """SIGTERM: the warm start closes its own run KILLED. SIGKILL: nothing can run, so the next warm start
     finds the unfinished folder, marks the run it names KILLED and removes the folder."""
-    project = copy_project(tmp_path)
-    set_params(project, {**TINY_TRAINING, **TINY_WARMSTART, "warmstart.epochs": 20.0})  # long enough to kill
-    run(project, "dvc", "repro", "synthesize", "index")
+    project = copy_tiny(tiny_before_training, tmp_path / "copy")  # the data stages have run
+    set_params(project, {**TINY_WARMSTART, "warmstart.epochs": 20.0})  # long enough to kill
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns.db'}"}
     dvc = subprocess.Popen(["dvc", "repro", "warmstart"], cwd=project, env=env, stdout=subprocess.DEVNULL)
     marker = None
@@ -384,13 +384,15 @@ def warmstart_pids() -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_password_in_the_tracking_uri_reaches_the_server_and_is_stored_or_printed_nowhere(tmp_path):
+def test_a_password_in_the_tracking_uri_reaches_the_server_and_is_stored_or_printed_nowhere(
+    tmp_path, tiny_before_training
+):
     """A real MLflow server with basic authentication, its password given in MLFLOW_TRACKING_URI: the
     training logs to it, and no output, log, dvc.lock, run.json, metrics file or MLflow store holds it."""
     secret = "s3cret-PW-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]
-    project, server_root = copy_project(tmp_path / "work"), tmp_path / "server"
+    project, server_root = copy_tiny(tiny_before_training, tmp_path / "work"), tmp_path / "server"
     server_root.mkdir()
-    set_params(project, {**TINY_TRAINING, "train.max_steps": 1})
+    set_params(project, {"train.max_steps": 1})
     port = free_port()
     server = start_mlflow_server(port, server_root, auth={"admin_password": secret})
     try:
