@@ -7,7 +7,8 @@ typed. `compare` reads a folder of such runs:
 
 - per variant, the mean over seeds of the dev-selected checkpoint's test accuracy, with a bootstrap interval
   over questions stratified by seed, and its paired difference from the warm start (step 0);
-- ReZero minus the baseline, seed by seed on the same questions (both continue the same warm start): the
+- ReZero minus the baseline, seed by seed on the same questions (both continue the same warm start), over the
+  seeds both variants ran (a seed only one has run yet counts in that variant's row, named in the note): the
   paired difference in accuracy, retry share and searches per question, each with its stratified bootstrap
   interval, and a sign-flip permutation p for accuracy (rezero/evaluation/statistics.py);
 - the training rollouts' retry share and searches over the last quarter of steps (per seed, from the
@@ -176,17 +177,20 @@ def curves(runs: Sequence[RunResult], split: str = "test") -> dict[str, dict[int
 
 
 def compare(runs: Sequence[RunResult]) -> dict[str, Any]:
-    """ReZero and the baseline over their seeds, and ReZero minus the baseline, seed by seed."""
+    """ReZero and the baseline, each over the seeds it ran, and ReZero minus the baseline over the seeds both
+    ran, seed by seed. A seed only one variant ran (an experiment still under way) counts in that variant's
+    row and is named in the note; with no seed in common there is no difference to pair: an error."""
     found = {variant: by_seed(runs, variant) for variant in VARIANTS}
     every_seed = sorted(set().union(*found.values()))
     if not every_seed:
         raise PipelineError(f"no runs of the variants {', '.join(VARIANTS)} to compare.")
-    missing = [f"{v} seed {s}" for v in VARIANTS for s in every_seed if s not in found[v]]
-    if missing:
-        raise PipelineError(f"every seed needs both variants; missing: {', '.join(missing)}.")
-    ids = _ids(runs)
     rezero, baseline = found["rezero"], found["no_retry"]
-    seeds = sorted(rezero)
+    seeds = sorted(set(rezero) & set(baseline))
+    if not seeds:
+        ran = "; ".join(f"{v}: seeds {', '.join(map(str, sorted(found[v]))) or 'none'}" for v in VARIANTS)
+        raise PipelineError(f"no seed was run by both variants, so nothing can be paired ({ran}).")
+    unpaired = [f"{v} seed {s}" for v in VARIANTS for s in sorted(found[v]) if s not in seeds]
+    ids = _ids(runs)
     difference = {
         key: statistics.stratified_paired_difference(
             {s: _column(baseline[s].chosen, ids, key) for s in seeds},
@@ -198,16 +202,23 @@ def compare(runs: Sequence[RunResult]) -> dict[str, Any]:
         {s: _column(baseline[s].chosen, ids, "correct") for s in seeds},
         {s: _column(rezero[s].chosen, ids, "correct") for s in seeds},
     )
+    note = (
+        "one seed: the intervals hold only that seed's question noise, not the spread between seeds"
+        if len(every_seed) < 2
+        else f"{len(every_seed)} seeds; intervals resample questions within each seed"
+    )
+    if unpaired:
+        note += (
+            f"; {', '.join(unpaired)} not yet run by the other variant: in its variant's row only, not in "
+            f"ReZero minus baseline (seeds {', '.join(map(str, seeds))})"
+        )
     return {
-        "seeds": seeds,
+        "seeds": every_seed,
+        "paired_seeds": seeds,
         "questions": len(ids),
         "variants": {v: variant_summary(found[v], ids) for v in VARIANTS},
         "rezero_minus_baseline": {**difference, "accuracy_p": p},
-        "note": (
-            "one seed: the intervals hold only that seed's question noise, not the spread between seeds"
-            if len(seeds) < 2
-            else f"{len(seeds)} seeds; intervals resample questions within each seed"
-        ),
+        "note": note,
     }
 
 
@@ -253,7 +264,8 @@ def markdown(comparison: dict[str, Any]) -> str:
     d = comparison["rezero_minus_baseline"]
     lines += [
         "",
-        f"ReZero minus baseline, paired by seed and question: accuracy {pct(d['correct'])} points "
+        f"ReZero minus baseline, paired by seed and question (seeds "
+        f"{', '.join(map(str, comparison['paired_seeds']))}): accuracy {pct(d['correct'])} points "
         f"(permutation p = {d['accuracy_p']:.2f}), retry share {pct(d['retried'])} points, searches per "
         f"question {num(d['searches'])}.",
     ]

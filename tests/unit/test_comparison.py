@@ -79,7 +79,8 @@ def test_each_variant_is_the_mean_over_seeds_of_its_dev_chosen_checkpoints_test_
     assert rezero["accuracy"]["low"] <= rezero["accuracy"]["estimate"] <= rezero["accuracy"]["high"]
     assert rezero["retry_share"]["estimate"] == 0.25 and baseline["retry_share"]["estimate"] == 0
     assert rezero["train_last_quarter_retried_share"] == pytest.approx(0.15)
-    assert table["seeds"] == [1, 2] and table["questions"] == 4 and "2 seeds" in table["note"]
+    assert table["seeds"] == table["paired_seeds"] == [1, 2] and table["questions"] == 4
+    assert table["note"] == "2 seeds; intervals resample questions within each seed"
 
 
 def test_rezero_minus_baseline_is_paired_by_seed_and_question(results):
@@ -91,11 +92,30 @@ def test_rezero_minus_baseline_is_paired_by_seed_and_question(results):
     assert 0 < difference["accuracy_p"] <= 1
 
 
-def test_a_seed_with_one_variant_only_is_named(results):
-    for name in ("summary.json", "outcomes.jsonl"):
-        (results / "no_retry-seed2" / name).unlink()
-    (results / "no_retry-seed2").rmdir()
-    with pytest.raises(PipelineError, match="missing: no_retry seed 2"):
+def remove_run(results: Path, name: str) -> None:
+    for file in ("summary.json", "outcomes.jsonl"):
+        (results / name / file).unlink()
+    (results / name).rmdir()
+
+
+def test_a_seed_with_one_variant_only_counts_in_its_row_and_is_named_not_paired(results):
+    remove_run(results, "no_retry-seed2")
+    table = compare(load_runs(results))
+    assert table["variants"]["rezero"]["seeds"] == [1, 2] and table["variants"]["no_retry"]["seeds"] == [1]
+    assert table["variants"]["rezero"]["accuracy"]["estimate"] == (0.5 + 0.75) / 2
+    assert table["seeds"] == [1, 2] and table["paired_seeds"] == [1]
+    assert table["rezero_minus_baseline"]["correct"]["estimate"] == 0.5 - 0.25  # seed 1 only
+    assert table["rezero_minus_baseline"]["correct"]["n"] == 4
+    assert "rezero seed 2 not yet run by the other variant" in table["note"]
+    assert "paired by seed and question (seeds 1): accuracy 25.0 [" in markdown(table)
+
+
+def test_no_seed_in_common_is_an_error_naming_each_variants_seeds(results):
+    remove_run(results, "no_retry-seed1")
+    remove_run(results, "rezero-seed2")
+    with pytest.raises(
+        PipelineError, match=r"no seed was run by both variants.*rezero: seeds 1; no_retry: seeds 2"
+    ):
         compare(load_runs(results))
 
 
@@ -116,7 +136,7 @@ def test_one_seed_says_its_intervals_hold_only_question_noise(tmp_path):
 def test_the_table_shows_each_variant_and_the_paired_difference(results):
     text = markdown(compare(load_runs(results)))
     assert "| rezero | 62.5 [" in text and "| no_retry | 37.5 [" in text
-    assert "ReZero minus baseline, paired by seed and question: accuracy 25.0 [" in text
+    assert "ReZero minus baseline, paired by seed and question (seeds 1, 2): accuracy 25.0 [" in text
 
 
 def test_save_run_copies_a_finished_runs_files_from_the_workspace(tmp_path):
