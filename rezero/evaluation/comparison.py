@@ -6,11 +6,11 @@ experiment may span days and machines and its table is computed from files kept 
 typed. `compare` reads a folder of such runs:
 
 - per variant, the mean over seeds of the dev-selected checkpoint's test accuracy, with a bootstrap interval
-  over questions stratified by seed, and its paired difference from the warm start (step 0);
+  over questions (each averaged over the seeds), and its paired difference from the warm start (step 0);
 - ReZero minus the baseline, seed by seed on the same questions (both continue the same warm start), over the
   seeds both variants ran (a seed only one has run yet counts in that variant's row, named in the note): the
-  paired difference in accuracy, retry share and searches per question, each with its stratified bootstrap
-  interval, and a sign-flip permutation p for accuracy (rezero/evaluation/statistics.py);
+  paired difference in accuracy, retry share and searches per question, each with its bootstrap interval
+  over questions, and a sign-flip permutation p for accuracy (rezero/evaluation/statistics.py);
 - the training rollouts' retry share and searches over the last quarter of steps (per seed, from the
   training's logged history), and the share of GRPO groups whose correctness varied.
 
@@ -123,19 +123,19 @@ def _ids(runs: Sequence[RunResult]) -> list[str]:
 
 
 def variant_summary(runs: dict[int, RunResult], ids: list[str]) -> dict[str, Any]:
-    """One variant over its seeds: dev-selected test accuracy (stratified interval), against step 0,
+    """One variant over its seeds: dev-selected test accuracy (interval over questions), against step 0,
     evaluation retry share and searches, training rollouts' last quarter, correctness variance."""
     chosen = {seed: run.chosen for seed, run in runs.items()}
     step0 = {seed: run.at_step(0) for seed, run in runs.items()}
 
     def interval(outcomes: dict[int, dict[str, dict]], key: str) -> dict[str, float | int]:
-        return statistics.stratified_mean({s: _column(o, ids, key) for s, o in outcomes.items()}).as_dict()
+        return statistics.mean_over_seeds({s: _column(o, ids, key) for s, o in outcomes.items()}).as_dict()
 
     def train_mean(key: str) -> float | None:
         values = [run.train.get(key) for run in runs.values()]
         return pystats.fmean(values) if values and None not in values else None
 
-    versus = statistics.stratified_paired_difference(
+    versus = statistics.paired_difference_over_seeds(
         {s: _column(o, ids, "correct") for s, o in step0.items()},
         {s: _column(o, ids, "correct") for s, o in chosen.items()},
     )
@@ -192,7 +192,7 @@ def compare(runs: Sequence[RunResult]) -> dict[str, Any]:
     unpaired = [f"{v} seed {s}" for v in VARIANTS for s in sorted(found[v]) if s not in seeds]
     ids = _ids(runs)
     difference = {
-        key: statistics.stratified_paired_difference(
+        key: statistics.paired_difference_over_seeds(
             {s: _column(baseline[s].chosen, ids, key) for s in seeds},
             {s: _column(rezero[s].chosen, ids, key) for s in seeds},
         ).as_dict()
@@ -205,7 +205,7 @@ def compare(runs: Sequence[RunResult]) -> dict[str, Any]:
     note = (
         "one seed: the intervals hold only that seed's question noise, not the spread between seeds"
         if len(every_seed) < 2
-        else f"{len(every_seed)} seeds; intervals resample questions within each seed"
+        else f"{len(every_seed)} seeds; intervals resample questions, each averaged over the seeds"
     )
     if unpaired:
         note += (

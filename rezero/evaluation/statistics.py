@@ -3,10 +3,10 @@
 Every question is one unit. A share of right answers gets a Wilson interval; a mean over questions (sampled
 accuracy, pass@1 as the share of correct samples per question) gets a percentile bootstrap over questions.
 Two systems scored on the same questions are compared pairwise: McNemar's exact test on the discordant
-questions, a bootstrap interval for the mean per-question difference (stratified by seed when there are
-several training seeds), and a sign-flip permutation test with one cluster per question. The distributions
-come from scipy (`binomtest`, `bootstrap`, `permutation_test`); only the stratified bootstrap, which scipy
-does not offer, draws its own resamples, from a numpy Generator seeded by the caller.
+questions, a bootstrap interval for the mean per-question difference, and a sign-flip permutation test.
+With several training seeds a question is still one unit: its outcomes are averaged over the seeds before
+questions are resampled or their signs flipped. The distributions come from scipy (`binomtest`,
+`bootstrap`, `permutation_test`).
 """
 
 from __future__ import annotations
@@ -169,45 +169,38 @@ def paired_difference(
     return _bootstrap_mean(b_array - a_array, confidence, resamples, seed)
 
 
-def stratified_mean(
+def mean_over_seeds(
     values: Mapping[Hashable, Sequence[float]],
     *,
     confidence: float = 0.95,
     resamples: int = 10_000,
     seed: int = 0,
 ) -> Interval:
-    """Mean over seeds of the mean per-question value, with a stratified bootstrap interval.
+    """Mean over seeds of the mean per-question value, with a bootstrap interval over questions.
 
-    Keys are training seeds (strata); `values[s][i]` is question i's outcome under seed s. Each resample
-    draws questions with replacement independently within each seed, so the interval holds the question
-    noise of every seed; seed-to-seed noise is only as visible as the number of seeds allows (one seed
-    works, and the caller should say so). Example: seeds with constant values 0 and 1 give 0.5 and the
-    interval [0.5, 0.5]. `n` is the total number of units.
+    Keys are training seeds; `values[s][i]` is question i's outcome under seed s, the same questions in the
+    same order under every seed. A question is one unit however many seeds answered it: its outcomes are
+    first averaged over the seeds (they are correlated: every seed continues the same warm start), then the
+    questions are resampled with replacement (`mean_interval`). So three seeds of one model give that model's
+    one-seed interval, not a narrower one; seed-to-seed noise is only as visible as the number of seeds
+    allows (one seed works, and the caller should say so). Example: seeds with constant values 0 and 1 give
+    0.5 and the interval [0.5, 0.5]. `n` is the number of questions.
     """
-    _check_confidence(confidence)
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     if not values:
         raise ValueError("no seeds given")
-    strata = [_vector(v, f"values of seed {s!r}") for s, v in values.items()]
-    for stratum, name in zip(strata, values, strict=True):
-        if len(stratum) < 2:
-            raise ValueError(f"values of seed {name!r} need at least 2 units, got {len(stratum)}")
-    n = sum(len(v) for v in strata)
-    estimate = float(np.mean([_mean(v) for v in strata]))
-    if all(np.all(v == v[0]) for v in strata):
-        return Interval(estimate, estimate, estimate, n)
-    rng = np.random.default_rng(seed)
-    means = np.zeros(resamples)
-    for v in strata:
-        means += v[rng.integers(0, len(v), size=(resamples, len(v)))].mean(axis=1)
-    means /= len(strata)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return Interval(estimate, float(low), float(high), n)
+    arrays = {s: _vector(v, f"values of seed {s!r}") for s, v in values.items()}
+    counts = {s: len(v) for s, v in arrays.items()}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"every seed must hold the same questions; questions per seed: {counts}")
+    if min(counts.values()) < 2:
+        raise ValueError(f"at least 2 questions are needed, got {min(counts.values())}")
+    per_question = np.mean(list(arrays.values()), axis=0)
+    return _bootstrap_mean(per_question, confidence, resamples, seed)
 
 
-def stratified_paired_difference(
+def paired_difference_over_seeds(
     a: Mapping[Hashable, Sequence[float]],
     b: Mapping[Hashable, Sequence[float]],
     *,
@@ -215,11 +208,11 @@ def stratified_paired_difference(
     resamples: int = 10_000,
     seed: int = 0,
 ) -> Interval:
-    """Mean over seeds of the mean per-question difference `b - a`, with a stratified bootstrap interval
-    (`stratified_mean` of the differences). `a[s][i]` and `b[s][i]` are the outcomes of question i under
+    """Mean over seeds of the mean per-question difference `b - a`, with a bootstrap interval over questions
+    (`mean_over_seeds` of the differences). `a[s][i]` and `b[s][i]` are the outcomes of question i under
     seed s. Example: seeds with constant differences 0 and 1 give 0.5 and the interval [0.5, 0.5]."""
     differences = {seed_: b_s - a_s for seed_, (a_s, b_s) in _strata(a, b).items()}
-    return stratified_mean(differences, confidence=confidence, resamples=resamples, seed=seed)
+    return mean_over_seeds(differences, confidence=confidence, resamples=resamples, seed=seed)
 
 
 # -------------------- permutation test

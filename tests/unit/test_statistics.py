@@ -12,9 +12,10 @@ from rezero.evaluation.statistics import (
     Interval,
     mcnemar_exact,
     mean_interval,
+    mean_over_seeds,
     paired_difference,
+    paired_difference_over_seeds,
     paired_permutation_p,
-    stratified_paired_difference,
     wilson_interval,
 )
 
@@ -137,36 +138,43 @@ class TestMeanInterval:
         }
 
 
-class TestStratifiedPairedDifference:
+class TestPairedDifferenceOverSeeds:
     def test_two_seeds_with_constant_differences_zero_and_one_give_exactly_a_half(self):
         a = {0: [1.0] * 32, 1: [0.0] * 32}
         b = {0: [1.0] * 32, 1: [1.0] * 32}
-        assert stratified_paired_difference(a, b) == Interval(0.5, 0.5, 0.5, 64)
+        assert paired_difference_over_seeds(a, b) == Interval(0.5, 0.5, 0.5, 32)
 
-    def test_the_estimate_is_the_mean_over_seeds_not_over_pooled_units(self):
-        a = {"s1": [0.0] * 4, "s2": [0.0] * 12}
-        b = {"s1": [1.0, 1.0, 0.0, 0.0], "s2": [1.0] * 3 + [0.0] * 9}  # per seed 0.5 and 0.25; pooled 5/16
-        result = stratified_paired_difference(a, b)
-        assert result.estimate == pytest.approx(0.375)
-        assert result.low < 0.375 < result.high
-        assert result.n == 16
-
-    def test_a_single_seed_matches_the_plain_paired_bootstrap_in_spread(self):
+    def test_a_single_seed_is_the_plain_paired_bootstrap(self):
         a = [0.0] * 16 + [1.0] * 16
         b = [1.0] * 12 + [0.0] * 4 + [1.0] * 14 + [0.0] * 2
-        stratified = stratified_paired_difference({0: a}, {0: b})
-        plain = paired_difference(a, b)
-        assert stratified.estimate == plain.estimate
-        assert (stratified.low, stratified.high) == pytest.approx((plain.low, plain.high), abs=0.03)
+        assert paired_difference_over_seeds({0: a}, {0: b}) == paired_difference(a, b)
 
     def test_the_same_seed_gives_the_same_interval(self):
         a = {0: [0.0, 1.0] * 16, 1: [1.0, 0.0] * 16}
         b = {0: [1.0, 1.0] * 16, 1: [1.0, 1.0] * 16}
-        assert stratified_paired_difference(a, b, seed=3) == stratified_paired_difference(a, b, seed=3)
+        assert paired_difference_over_seeds(a, b, seed=3) == paired_difference_over_seeds(a, b, seed=3)
 
     def test_seeds_present_on_one_side_only_are_named(self):
         with pytest.raises(ValueError, match=r"only in a \[2\], only in b \[3\]"):
-            stratified_paired_difference({1: [0, 1], 2: [0, 1]}, {1: [1, 1], 3: [1, 1]})
+            paired_difference_over_seeds({1: [0, 1], 2: [0, 1]}, {1: [1, 1], 3: [1, 1]})
+
+
+class TestMeanOverSeeds:
+    def test_three_seeds_of_one_model_give_that_models_one_seed_interval(self):
+        # The same warm start evaluated under three seeds is still 32 questions, not 96: the interval must
+        # not narrow (resampling each seed's copy independently would narrow it by about sqrt(3)).
+        one = [1.0] * 9 + [0.0] * 23
+        assert mean_over_seeds({42: one, 43: one, 44: one}) == mean_interval(one)
+
+    def test_the_estimate_is_the_mean_over_seeds_and_questions_are_the_units(self):
+        values = {"s1": [1.0, 1.0, 0.0, 0.0], "s2": [1.0, 0.0, 0.0, 0.0]}  # per seed 0.5 and 0.25
+        result = mean_over_seeds(values)
+        assert result.estimate == pytest.approx(0.375) and result.n == 4
+        assert result == mean_interval([1.0, 0.5, 0.0, 0.0])  # each question averaged over the seeds
+
+    def test_seeds_with_different_question_counts_are_rejected(self):
+        with pytest.raises(ValueError, match="questions per seed"):
+            mean_over_seeds({0: [0, 1], 1: [0, 1, 1]})
 
 
 class TestPairedPermutationP:
