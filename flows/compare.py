@@ -1,12 +1,12 @@
 """ReZero against the paper's no-retry baseline over N training seeds: for each seed, two DVC experiments that
 differ only in rewards.weights.retry (both continue the same warm start and draw from the same pass-rate
-stage, which DVC reuses), logged to one MLflow experiment (tracking.experiment). Each finished run's
-summaries and per-question outcomes are kept in `docs/results/<name_prefix>/<variant>-seed<seed>/`, so an
-experiment can be resumed on another day or machine (runs already recorded there are not run again) and its
-table is computed from those files: per variant the dev-chosen checkpoint's test accuracy over seeds with
-its interval, and ReZero minus the baseline paired by seed and question (rezero/evaluation/comparison.py).
-The Prefect
-artifact shows it with a figure of every run's accuracy and searches by checkpoint, logged to MLflow.
+stage, which DVC reuses), logged to one MLflow experiment (tracking.experiment). Each finished run's summaries
+and per-question outcomes are kept in `docs/results/<name_prefix>/<variant>-seed<seed>/`, so an experiment can
+be resumed on another day or machine (it starts at its lowest recorded seed, and runs already recorded there
+are not run again) and its table is computed from those files: per variant the dev-chosen checkpoint's test
+accuracy over seeds with its interval, and ReZero minus the baseline paired by seed and question
+(rezero/evaluation/comparison.py). The Prefect artifact shows it with a figure of every run's accuracy and
+searches by checkpoint, logged to MLflow.
 
 They run in turn in the workspace (`dvc exp run -n <name> -S ...`), not from DVC's queue, whose temporary
 copies lack ../shared beside them; two trainings at once gain nothing on a CPU anyway. The workspace ends
@@ -108,7 +108,11 @@ def compare(
     prefix = name_prefix or time.strftime("cmp-%Y%m%d-%H%M%S")
     results = project / RESULTS_DIR / prefix
     params = read_params_file(project / "params.yaml")
-    first_seed = (overrides or {}).get("train.seed", load_config(project / "params.yaml").train.seed)
+    first_seed = (overrides or {}).get("train.seed")
+    if first_seed is None:  # a resumed experiment's first seed, else params.yaml's
+        first_seed = comparison.first_recorded_seed(results)
+    if first_seed is None:
+        first_seed = load_config(project / "params.yaml").train.seed
     rows = []
     for seed in range(first_seed, first_seed + seeds):
         for variant in support.VARIANTS:

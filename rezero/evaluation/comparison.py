@@ -19,6 +19,7 @@ Intervals over one seed hold only the question noise of that seed; the result sa
 
 from __future__ import annotations
 
+import re
 import statistics as pystats
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,6 +75,13 @@ def save_run(project: Path, results: Path) -> Path:
     )
     write_jsonl(folder / OUTCOMES_FILE, read_jsonl(project / "evaluation/outcomes.jsonl"))
     return folder
+
+
+def first_recorded_seed(results: Path) -> int | None:
+    """The lowest seed with a run folder under `results`, None when there is none: a resumed experiment
+    starts there, not at the seed the last `dvc exp run -S train.seed=...` left in the workspace."""
+    found = (re.fullmatch(r".+-seed(\d+)", f.name) for f in Path(results).glob("*-seed*") if f.is_dir())
+    return min((int(m.group(1)) for m in found if m), default=None)
 
 
 def load_runs(results: Path) -> list[RunResult]:

@@ -10,7 +10,14 @@ import pytest
 
 from rezero.core.errors import PipelineError
 from rezero.core.io import write_json, write_jsonl
-from rezero.evaluation.comparison import compare, curves, load_runs, markdown, save_run
+from rezero.evaluation.comparison import (
+    compare,
+    curves,
+    first_recorded_seed,
+    load_runs,
+    markdown,
+    save_run,
+)
 
 # Test outcomes by (variant, seed): the warm start's (step 0) and the chosen checkpoint's (step 4).
 STEP0 = [1, 0, 0, 0]
@@ -158,3 +165,8 @@ def test_curves_follow_each_runs_test_accuracy_and_searches_by_step(results):
         0: {"accuracy": 0.25, "searches_per_question": 1.0},
         4: {"accuracy": 0.5, "searches_per_question": 1.25},
     }
+
+
+def test_a_resumed_experiment_starts_at_its_lowest_recorded_seed(results, tmp_path):
+    assert first_recorded_seed(results) == 1
+    assert first_recorded_seed(tmp_path / "new") is None  # nothing recorded: params.yaml's seed
