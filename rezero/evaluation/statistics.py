@@ -80,6 +80,15 @@ def _strata(
     return {seed: _paired(a[seed], b[seed], f" of seed {seed!r}") for seed in a}
 
 
+def _average_over_seeds(arrays: Mapping[Hashable, np.ndarray]) -> np.ndarray:
+    """Each question's outcome averaged over the seeds, which must hold the same questions in the same order:
+    a question answered under three seeds is still one unit."""
+    counts = {seed: len(v) for seed, v in arrays.items()}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"every seed must hold the same questions; questions per seed: {counts}")
+    return np.mean(list(arrays.values()), axis=0)
+
+
 def _mean(values: np.ndarray) -> float:
     """The mean, exact for a constant array (summing n copies of 0.1 does not give n·0.1)."""
     return float(values[0]) if np.all(values == values[0]) else float(values.mean())
@@ -190,13 +199,9 @@ def mean_over_seeds(
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     if not values:
         raise ValueError("no seeds given")
-    arrays = {s: _vector(v, f"values of seed {s!r}") for s, v in values.items()}
-    counts = {s: len(v) for s, v in arrays.items()}
-    if len(set(counts.values())) > 1:
-        raise ValueError(f"every seed must hold the same questions; questions per seed: {counts}")
-    if min(counts.values()) < 2:
-        raise ValueError(f"at least 2 questions are needed, got {min(counts.values())}")
-    per_question = np.mean(list(arrays.values()), axis=0)
+    per_question = _average_over_seeds({s: _vector(v, f"values of seed {s!r}") for s, v in values.items()})
+    if len(per_question) < 2:
+        raise ValueError(f"at least 2 questions are needed, got {len(per_question)}")
     return _bootstrap_mean(per_question, confidence, resamples, seed)
 
 
@@ -236,11 +241,8 @@ def paired_permutation_p(
     gives p < 0.01; all differences zero give 1.0.
     """
     strata = _strata(a, b)
-    counts = {seed: len(a_s) for seed, (a_s, _) in strata.items()}
-    if len(set(counts.values())) > 1:
-        raise ValueError(f"every seed must hold the same questions; questions per seed: {counts}")
-    a_mean = np.mean([a_s for a_s, _ in strata.values()], axis=0)
-    b_mean = np.mean([b_s for _, b_s in strata.values()], axis=0)
+    a_mean = _average_over_seeds({seed: a_s for seed, (a_s, _) in strata.items()})
+    b_mean = _average_over_seeds({seed: b_s for seed, (_, b_s) in strata.items()})
     if np.all(b_mean == a_mean):
         return 1.0
     result = stats.permutation_test(
