@@ -65,20 +65,17 @@ def comparison_figure(experiment: str, name: str, results: str, table: dict[str,
         tracking.log_figure(run.info.run_id, figure, reports.COMPARISON_FIGURE)
         mlflow.log_dict(table, "comparison.json")
         mlflow.log_text(comparison.markdown(table), "comparison.md")
+        metrics = {f"{v}/test_accuracy": row["accuracy"]["estimate"] for v, row in table["variants"].items()}
         difference = table["rezero_minus_baseline"]
-        mlflow.log_metrics(
-            {
+        if difference is not None:  # None: no seed run by both variants yet
+            metrics |= {
                 "rezero_minus_baseline/accuracy": difference["correct"]["estimate"],
                 "rezero_minus_baseline/accuracy_low": difference["correct"]["low"],
                 "rezero_minus_baseline/accuracy_high": difference["correct"]["high"],
                 "rezero_minus_baseline/accuracy_p": difference["accuracy_p"],
                 "rezero_minus_baseline/retry_share": difference["retried"]["estimate"],
-                **{
-                    f"{v}/test_accuracy": table["variants"][v]["accuracy"]["estimate"]
-                    for v in table["variants"]
-                },
             }
-        )
+        mlflow.log_metrics(metrics)
     return reports.MlflowRun(run.info.run_id, run.info.experiment_id, tracking.tracking_uri())
 
 

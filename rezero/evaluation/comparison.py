@@ -187,19 +187,45 @@ def curves(runs: Sequence[RunResult], split: str = "test") -> dict[str, dict[int
 def compare(runs: Sequence[RunResult]) -> dict[str, Any]:
     """ReZero and the baseline, each over the seeds it ran, and ReZero minus the baseline over the seeds both
     ran, seed by seed. A seed only one variant ran (an experiment still under way) counts in that variant's
-    row and is named in the note; with no seed in common there is no difference to pair: an error."""
+    row and is named in the note; with no seed in common (one variant run so far) the table holds the rows
+    of the variants run and "rezero_minus_baseline" is None, named in the note. No run at all: an error."""
     found = {variant: by_seed(runs, variant) for variant in VARIANTS}
     every_seed = sorted(set().union(*found.values()))
     if not every_seed:
         raise PipelineError(f"no runs of the variants {', '.join(VARIANTS)} to compare.")
     rezero, baseline = found["rezero"], found["no_retry"]
     seeds = sorted(set(rezero) & set(baseline))
+    ids = _ids(runs)
+    note = (
+        "one seed: the intervals hold only that seed's question noise, not the spread between seeds"
+        if len(every_seed) < 2
+        else f"{len(every_seed)} seeds; intervals resample questions, each averaged over the seeds"
+    )
+    unpaired = [f"{v} seed {s}" for v in VARIANTS for s in sorted(found[v]) if s not in seeds]
     if not seeds:
         ran = "; ".join(f"{v}: seeds {', '.join(map(str, sorted(found[v]))) or 'none'}" for v in VARIANTS)
-        raise PipelineError(f"no seed was run by both variants, so nothing can be paired ({ran}).")
-    unpaired = [f"{v} seed {s}" for v in VARIANTS for s in sorted(found[v]) if s not in seeds]
-    ids = _ids(runs)
-    difference = {
+        note += f"; no seed was run by both variants, so there is no ReZero minus baseline yet ({ran})"
+    elif unpaired:
+        note += (
+            f"; {', '.join(unpaired)} not yet run by the other variant: in its variant's row only, not in "
+            f"ReZero minus baseline (seeds {', '.join(map(str, seeds))})"
+        )
+    return {
+        "seeds": every_seed,
+        "paired_seeds": seeds,
+        "questions": len(ids),
+        "variants": {v: variant_summary(found[v], ids) for v in VARIANTS if found[v]},
+        "rezero_minus_baseline": difference(rezero, baseline, seeds, ids) if seeds else None,
+        "note": note,
+    }
+
+
+def difference(
+    rezero: dict[int, RunResult], baseline: dict[int, RunResult], seeds: list[int], ids: list[str]
+) -> dict[str, Any]:
+    """ReZero minus the baseline on `seeds` (both ran them), paired by seed and question: a bootstrap
+    interval for each outcome and the permutation p of accuracy."""
+    paired = {
         key: statistics.paired_difference_over_seeds(
             {s: _column(baseline[s].chosen, ids, key) for s in seeds},
             {s: _column(rezero[s].chosen, ids, key) for s in seeds},
@@ -210,24 +236,7 @@ def compare(runs: Sequence[RunResult]) -> dict[str, Any]:
         {s: _column(baseline[s].chosen, ids, "correct") for s in seeds},
         {s: _column(rezero[s].chosen, ids, "correct") for s in seeds},
     )
-    note = (
-        "one seed: the intervals hold only that seed's question noise, not the spread between seeds"
-        if len(every_seed) < 2
-        else f"{len(every_seed)} seeds; intervals resample questions, each averaged over the seeds"
-    )
-    if unpaired:
-        note += (
-            f"; {', '.join(unpaired)} not yet run by the other variant: in its variant's row only, not in "
-            f"ReZero minus baseline (seeds {', '.join(map(str, seeds))})"
-        )
-    return {
-        "seeds": every_seed,
-        "paired_seeds": seeds,
-        "questions": len(ids),
-        "variants": {v: variant_summary(found[v], ids) for v in VARIANTS},
-        "rezero_minus_baseline": {**difference, "accuracy_p": p},
-        "note": note,
-    }
+    return {**paired, "accuracy_p": p}
 
 
 def markdown(comparison: dict[str, Any]) -> str:
@@ -270,6 +279,8 @@ def markdown(comparison: dict[str, Any]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     d = comparison["rezero_minus_baseline"]
+    if d is None:  # one variant run so far: the note says which
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         f"ReZero minus baseline, paired by seed and question (seeds "

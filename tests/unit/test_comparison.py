@@ -117,13 +117,29 @@ def test_a_seed_with_one_variant_only_counts_in_its_row_and_is_named_not_paired(
     assert "paired by seed and question (seeds 1): accuracy 25.0 [" in markdown(table)
 
 
-def test_no_seed_in_common_is_an_error_naming_each_variants_seeds(results):
+def test_no_seed_in_common_gives_each_variants_row_and_names_the_missing_difference(results):
     remove_run(results, "no_retry-seed1")
     remove_run(results, "rezero-seed2")
-    with pytest.raises(
-        PipelineError, match=r"no seed was run by both variants.*rezero: seeds 1; no_retry: seeds 2"
-    ):
-        compare(load_runs(results))
+    table = compare(load_runs(results))
+    assert table["variants"]["rezero"]["seeds"] == [1] and table["variants"]["no_retry"]["seeds"] == [2]
+    assert table["paired_seeds"] == [] and table["rezero_minus_baseline"] is None
+    assert "no seed was run by both variants" in table["note"]
+    assert "(rezero: seeds 1; no_retry: seeds 2)" in table["note"]
+    assert "ReZero minus baseline, paired" not in markdown(table)
+
+
+def test_one_variant_run_so_far_gives_its_row_only(results):
+    remove_run(results, "no_retry-seed1")
+    remove_run(results, "no_retry-seed2")
+    table = compare(load_runs(results))
+    assert list(table["variants"]) == ["rezero"] and table["rezero_minus_baseline"] is None
+    assert "no_retry: seeds none" in table["note"]
+    assert "| rezero | 62.5 [" in markdown(table)  # seeds 1 and 2: (0.5 + 0.75) / 2
+
+
+def test_no_run_of_either_variant_is_an_error():
+    with pytest.raises(PipelineError, match="no runs of the variants rezero, no_retry"):
+        compare([])
 
 
 def test_a_run_folder_without_its_outcomes_is_named_not_skipped(results):
