@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 
 from rezero.core.config import AgentParams, IndexParams
 from rezero.core.errors import PipelineError
@@ -83,8 +83,12 @@ def wait_for_half_built_index(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and stage.poll() is None:
         building = [n for n in all_indices(client, alias) if n not in known]
-        if building and client.count(index=building[0])["count"] > 0:
-            return building[0]
+        try:
+            if building and client.count(index=building[0])["count"] > 0:
+                return building[0]
+        except ApiError as err:  # 503: the new index exists but its shard is not active yet
+            if err.meta.status != 503:
+                raise
         time.sleep(0.05)
     pytest.fail(f"the build did not start filling an index in time: {stage.communicate()}")
 
