@@ -43,22 +43,16 @@ def main() -> None:
 
     from rezero.training.checkpoints import adapter_fingerprint, demonstrated_questions, warmstart_adapter
     from rezero.training.grpo import TrainingSetup, train
-    from rezero.training.passrate import candidate_questions, select_questions
+    from rezero.training.passrate import candidate_questions, grpo_questions
 
     config = load_config(args.params)
     adapter, warmstart_run = warmstart_adapter(args.warmstart, config.warmstart.enabled)
-    records = candidate_questions(read_jsonl(args.train_qa), demonstrated_questions(args.warmstart))
-    selection = {"candidates": len(records)}
-    if config.passrate.enabled:
-        p = config.passrate
-        records, selection = select_questions(
-            records,
-            read_jsonl(args.scores),
-            min_logprob=p.min_logprob,
-            max_logprob=p.max_logprob,
-            min_questions=max(p.min_questions, config.train.questions_per_step),
-            seed=p.seed,
-        )
+    records, selection = grpo_questions(
+        candidate_questions(read_jsonl(args.train_qa), demonstrated_questions(args.warmstart)),
+        args.scores,
+        config.passrate,
+        config.train.questions_per_step,
+    )
     setup = TrainingSetup(
         train=config.train,
         agent=config.agent,

@@ -22,9 +22,12 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from rezero.core.config import PassrateParams
 from rezero.core.errors import PipelineError
+from rezero.core.io import read_jsonl
 from rezero.episode.agent import ChatTemplate, SearchEnvironment, Trajectory
 from rezero.episode.demonstrations import expert_episode
 
@@ -143,3 +146,20 @@ def select_questions(
         )
     info["questions"] = len(chosen)
     return chosen, info
+
+
+def grpo_questions(
+    candidates: Sequence[dict], scores: Path, passrate: PassrateParams, questions_per_step: int
+) -> tuple[list[dict], dict[str, Any]]:
+    """The questions GRPO draws from: with `passrate.enabled`, the candidates in the band of `scores` (the
+    `passrate` stage's file), at least a step's worth (`select_questions`); otherwise every candidate."""
+    if not passrate.enabled:
+        return list(candidates), {"candidates": len(candidates)}
+    return select_questions(
+        candidates,
+        read_jsonl(scores),
+        min_logprob=passrate.min_logprob,
+        max_logprob=passrate.max_logprob,
+        min_questions=max(passrate.min_questions, questions_per_step),
+        seed=passrate.seed,
+    )

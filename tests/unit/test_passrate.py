@@ -8,10 +8,13 @@ import logging
 
 import pytest
 
+from rezero.core.config import PassrateParams
 from rezero.core.errors import PipelineError
+from rezero.core.io import write_jsonl
 from rezero.training.passrate import (
     candidate_questions,
     check_question_budget,
+    grpo_questions,
     is_informative,
     select_questions,
 )
@@ -64,3 +67,19 @@ def test_a_dev_split_too_large_for_the_warm_start_and_grpo_is_refused_with_the_c
     message = str(caught.value)
     assert "70 training questions" in message and "64" in message and "12" in message
     assert "synthesize.dev_size" in message
+
+
+def test_grpo_draws_from_the_band_and_at_least_a_steps_worth(tmp_path):
+    scores = tmp_path / "passrate.jsonl"
+    write_jsonl(scores, [score(0, -9.0), score(1, -2.0), score(2, -3.0), score(3, -4.5)])
+    chosen, info = grpo_questions(records(6), scores, PassrateParams(min_questions=2), questions_per_step=2)
+    assert [r["id"] for r in chosen] == ["q1", "q2", "q3"] and not info["fallback"]
+    filled, info = grpo_questions(records(6), scores, PassrateParams(min_questions=2), questions_per_step=5)
+    assert info["fallback"] and len(filled) == 5 and [r["id"] for r in filled[:3]] == ["q1", "q2", "q3"]
+
+
+def test_without_the_passrate_stage_grpo_draws_from_every_candidate_and_reads_no_scores(tmp_path):
+    chosen, info = grpo_questions(
+        records(4), tmp_path / "missing.jsonl", PassrateParams(enabled=False), questions_per_step=2
+    )
+    assert [r["id"] for r in chosen] == ["q0", "q1", "q2", "q3"] and info == {"candidates": 4}
