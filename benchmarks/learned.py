@@ -110,6 +110,19 @@ def report(name: str, step0: dict[str, list[float]], trained: dict[str, list[flo
     return {"questions": n, **rows, "sampled_difference": dataclasses.asdict(difference), "p": p}
 
 
+def report_sets(sets: dict[str, list[dict]], outcomes: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """`report` for each question set, cut from the outcomes of all sets played in one batch."""
+    reported, start = {}, 0
+    for name, part in sets.items():
+        stop = start + len(part)
+        step0 = {key: values[start:stop] for key, values in outcomes["step 0"].items()}
+        trained = {key: values[start:stop] for key, values in outcomes["GRPO"].items()}
+        reported[name] = report(name, step0, trained)
+        reported[name].update(ids=[r["id"] for r in part], outcomes={"step 0": step0, "GRPO": trained})
+        start = stop
+    return reported
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -125,13 +138,15 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write every question's outcomes here")
     args = parser.parse_args()
-    if args.samples < 2:
-        parser.error(f"--samples must be at least 2, got {args.samples}")
+    if min(args.samples, args.limit or 2) < 2:  # a rate needs 2 samples, an interval 2 questions
+        parser.error(f"--samples and --limit must be at least 2, got {args.samples} and {args.limit}")
     configure_environment()
     setup_logging("WARNING")
 
     from rezero.core.config import load_config
+    from rezero.training.checkpoints import check_adapters
 
+    check_adapters([args.warmstart, args.checkpoint])  # before an hour of step 0's episodes
     config = load_config()
     sets = question_sets(config, args.warmstart)
     pool = len(sets["grpo_pool"])  # before --limit and --sets
@@ -153,16 +168,11 @@ def main() -> None:
         f"{args.checkpoint} against {args.warmstart}; {args.samples} samples at temperature "
         f"{config.train.temperature}; GRPO's pool {pool} questions, max_steps × questions_per_step = {seen}"
     )
-    result: dict[str, Any] = {"checkpoint": str(args.checkpoint), "samples": args.samples, "sets": {}}
-    start = 0
-    for name, part in sets.items():
-        stop = start + len(part)
-        step0 = {key: values[start:stop] for key, values in outcomes["step 0"].items()}
-        trained = {key: values[start:stop] for key, values in outcomes["GRPO"].items()}
-        result["sets"][name] = report(name, step0, trained)
-        result["sets"][name]["ids"] = [r["id"] for r in part]
-        result["sets"][name]["outcomes"] = {"step 0": step0, "GRPO": trained}
-        start = stop
+    result = {
+        "checkpoint": str(args.checkpoint),
+        "samples": args.samples,
+        "sets": report_sets(sets, outcomes),
+    }
     episodes = 2 * len(records) * (args.samples + 1)
     print(
         f"\n{episodes} episodes in {seconds:.0f} s ({seconds / episodes:.2f} s each); "
