@@ -44,12 +44,11 @@ def question_sets(config: Any, warmstart: Path) -> dict[str, list[dict]]:
         config.passrate,
         config.train.questions_per_step,
     )
-    sets = {
+    return {
         "grpo_pool": pool,
         "dev": read_jsonl("data/qa/dev.jsonl"),
         "test": read_jsonl("data/qa/test.jsonl"),
     }
-    return sets
 
 
 def play(config: Any, adapter: Path, records: list[dict], samples: int) -> Any:
